@@ -1,0 +1,42 @@
+"""Small I/O helpers shared by every layer: the cache folder and atomic writes.
+
+Nothing the project writes (body models, shards, checkpoints, result tables) may be seen
+half-written: :func:`atomic_path` yields a temporary name beside the target and renames it
+into place only when the block finishes without an exception.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+
+def cache_dir() -> Path:
+    """Folder for generated artefacts: ``$HKMR_CACHE`` or ``~/.cache/hkmr``."""
+    path = Path(os.environ.get("HKMR_CACHE", Path.home() / ".cache" / "hkmr")).expanduser()
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+@contextlib.contextmanager
+def atomic_path(target: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary path next to ``target``; rename it to ``target`` on success.
+
+    The temporary name keeps the target's suffix, so writers that append or check suffixes
+    (``np.savez``, ``torch.save``, pyarrow) behave as they would on the target itself.
+    """
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=f".tmp{target.suffix}",
+                               dir=target.parent)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        os.replace(tmp_path, target)
+    finally:
+        if tmp_path.exists():
+            tmp_path.unlink()
