@@ -1,0 +1,203 @@
+"""Typed configuration: one vocabulary of dotted keys for YAML, CLI overrides and sweeps.
+
+A key such as ``model.outer_iters`` means the same thing in a YAML file, in an override
+``model.outer_iters=2`` on the command line and in a Ray Tune search space. Every field
+declares what it accepts (a set of choices or a numeric range); :func:`validate` checks them
+all and an invalid value fails at load with the key, the value and what is allowed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+
+def _range(default, lo, hi, doc=""):
+    return field(default=default, metadata={"range": (lo, hi), "doc": doc})
+
+
+@dataclass
+class BodyConfig:
+    model_path: str | None = None  # SMPL .pkl/.npz; None = the procedural body model
+
+
+@dataclass
+class ModelConfig:
+    """The encoder-regressor (Sec. 3.2) and every ablation switch of Tables 2-3."""
+
+    regressor: Literal["hkmr", "hmr"] = "hkmr"
+    encoder: Literal["resnet50", "small_cnn"] = "resnet50"
+    pretrained: bool = False  # ImageNet weights for resnet50 (needs them downloaded)
+    outer_iters: int = _range(3, 1, 16, "T, outer iterations (paper 3)")
+    inner_iters: int = _range(4, 1, 32, "P, inner passes; forward and backward each count one")
+    passes: Literal["forward_backward", "forward_only"] = "forward_backward"
+    joint_dependency: Literal["all", "previous"] = "all"
+    chain_hierarchy: bool = True  # child chains conditioned on the current θ_root
+    embed_dim: int = _range(128, 4, 4096, "d, size of the chain embedding ψ")
+    head_hidden: int = _range(256, 4, 4096, "hidden units of the shape and camera networks")
+    chain_impl: Literal["fast", "reference"] = "fast"
+    hmr_iters: int = _range(3, 1, 16, "iterations of the HMR baseline's error feedback")
+    hmr_hidden: int = _range(1024, 8, 8192, "width of the HMR baseline's two FC layers")
+    dropout: float = _range(0.5, 0.0, 0.95, "dropout of the HMR baseline")
+    prior: Literal["vae", "discriminator", "none"] = "vae"
+    vae_checkpoint: str | None = None  # trained by `hkmr prior train-vae`; None = build one
+
+
+@dataclass
+class LossConfig:
+    """Weights λ of Eq. 3 (w_shape weighs the β part of L_smpl, as SPIN does)."""
+
+    w_3d: float = _range(5.0, 0.0, 1e4)
+    w_2d: float = _range(5.0, 0.0, 1e4)
+    w_smpl: float = _range(1.0, 0.0, 1e4)
+    w_shape: float = _range(0.001, 0.0, 1e4)
+    w_prior: float = _range(0.01, 0.0, 1e4)
+
+
+@dataclass
+class Config:
+    body: BodyConfig = field(default_factory=BodyConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    seed: int = _range(0, 0, 2**31 - 1)
+
+
+class ConfigError(ValueError):
+    """An unknown key or an invalid value; the message names the key and what is allowed."""
+
+
+def _check(key: str, f: dataclasses.Field, value: Any, hint: Any) -> Any:
+    origin = typing.get_origin(hint)
+    if origin is Literal:
+        if value not in typing.get_args(hint):
+            raise ConfigError(f"{key}={value!r} is not allowed; choose one of "
+                              f"{', '.join(map(repr, typing.get_args(hint)))}")
+        return value
+    args = typing.get_args(hint)
+    if value is None:
+        if type(None) in args:
+            return None
+        raise ConfigError(f"{key} may not be empty")
+    base = next((a for a in args if a is not type(None)), hint) if args else hint
+    if base is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{key}={value!r} must be true or false")
+        return value
+    if base in (int, float):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{key}={value!r} must be a number")
+        if base is int and float(value) != int(value):
+            raise ConfigError(f"{key}={value!r} must be a whole number")
+        value = base(value)
+        lo, hi = f.metadata.get("range", (None, None))
+        if lo is not None and not lo <= value <= hi:
+            raise ConfigError(f"{key}={value!r} is out of range; allowed {lo}..{hi}")
+        return value
+    if base is str:
+        return str(value)
+    raise ConfigError(f"{key}: unsupported type {hint}")  # pragma: no cover - programming error
+
+
+def _fields(obj) -> dict[str, tuple[dataclasses.Field, Any]]:
+    hints = typing.get_type_hints(type(obj))
+    return {f.name: (f, hints[f.name]) for f in dataclasses.fields(obj)}
+
+
+def validate(cfg: Config) -> Config:
+    """Check every field of ``cfg`` (in place); raise :class:`ConfigError` on the first bad one."""
+    for section_name, (_, hint) in _fields(cfg).items():
+        value = getattr(cfg, section_name)
+        if dataclasses.is_dataclass(value):
+            for name, (f, sub_hint) in _fields(value).items():
+                setattr(value, name, _check(f"{section_name}.{name}", f,
+                                            getattr(value, name), sub_hint))
+        else:
+            setattr(cfg, section_name, _check(section_name, _fields(cfg)[section_name][0],
+                                               value, hint))
+    return cfg
+
+
+def keys(cfg: Config | None = None) -> list[str]:
+    """All dotted keys, e.g. ``model.outer_iters``."""
+    cfg = cfg or Config()
+    out = []
+    for name in _fields(cfg):
+        value = getattr(cfg, name)
+        out += [f"{name}.{k}" for k in _fields(value)] if dataclasses.is_dataclass(value) else [name]
+    return out
+
+
+def set_key(cfg: Config, key: str, value: Any) -> None:
+    """Set a dotted key (not validated until :func:`validate`)."""
+    parts = key.split(".")
+    target = cfg
+    for part in parts[:-1]:
+        if not dataclasses.is_dataclass(target) or part not in _fields(target):
+            raise ConfigError(f"unknown config key '{key}'; known keys: {', '.join(keys(cfg))}")
+        target = getattr(target, part)
+    if not dataclasses.is_dataclass(target) or parts[-1] not in _fields(target) or \
+            dataclasses.is_dataclass(getattr(target, parts[-1])):
+        raise ConfigError(f"unknown config key '{key}'; known keys: {', '.join(keys(cfg))}")
+    setattr(target, parts[-1], value)
+
+
+def get_key(cfg: Config, key: str) -> Any:
+    target = cfg
+    for part in key.split("."):
+        target = getattr(target, part)
+    return target
+
+
+def flatten(mapping: dict, prefix: str = "") -> dict[str, Any]:
+    """``{"model": {"outer_iters": 2}}`` -> ``{"model.outer_iters": 2}``."""
+    flat = {}
+    for k, v in mapping.items():
+        key = f"{prefix}{k}"
+        flat.update(flatten(v, key + ".") if isinstance(v, dict) else {key: v})
+    return flat
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """``"model.outer_iters=2"`` -> ``("model.outer_iters", 2)``; values are YAML scalars."""
+    if "=" not in text:
+        raise ConfigError(f"override '{text}' must look like key=value, e.g. model.outer_iters=2")
+    key, raw = text.split("=", 1)
+    return key.strip(), yaml.safe_load(raw) if raw.strip() else None
+
+
+def make_config(values: dict[str, Any] | None = None, overrides: list[str] = ()) -> Config:
+    """A validated config from nested or dotted ``values`` and ``key=value`` overrides."""
+    cfg = Config()
+    for key, value in flatten(values or {}).items():
+        set_key(cfg, key, value)
+    for text in overrides:
+        set_key(cfg, *parse_override(text))
+    return validate(cfg)
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] = ()) -> Config:
+    """Load a YAML file (nested sections or dotted keys) and apply overrides."""
+    values = {}
+    if path is not None:
+        path = Path(path)
+        if not path.exists():
+            raise ConfigError(f"config file not found: {path}")
+        try:
+            values = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as err:
+            raise ConfigError(f"{path} is not valid YAML: {err}") from err
+        if not isinstance(values, dict):
+            raise ConfigError(f"{path} must hold a mapping of config keys")
+    try:
+        return make_config(values, overrides)
+    except ConfigError as err:
+        raise ConfigError(f"{path}: {err}" if path else str(err)) from None
+
+
+def to_dict(cfg: Config) -> dict:
+    return dataclasses.asdict(cfg)

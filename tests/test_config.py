@@ -1,0 +1,51 @@
+"""The config vocabulary: YAML, dotted overrides and validation messages."""
+
+import pytest
+
+from hkmr.config import ConfigError, keys, load_config, make_config
+
+
+def test_defaults_are_the_papers():
+    cfg = make_config()
+    assert (cfg.model.outer_iters, cfg.model.inner_iters) == (3, 4)
+    assert cfg.model.passes == "forward_backward" and cfg.model.joint_dependency == "all"
+    assert cfg.model.chain_hierarchy and cfg.model.prior == "vae"
+
+
+def test_yaml_nested_and_dotted_and_overrides(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("model:\n  regressor: hmr\n  outer_iters: 2\nloss.w_2d: 3.5\n")
+    cfg = load_config(path, ["model.inner_iters=6", "model.chain_hierarchy=false"])
+    assert cfg.model.regressor == "hmr" and cfg.model.outer_iters == 2
+    assert cfg.loss.w_2d == 3.5 and cfg.model.inner_iters == 6
+    assert cfg.model.chain_hierarchy is False
+
+
+@pytest.mark.parametrize("override,message", [
+    ("model.passes=sideways", r"model.passes='sideways' is not allowed; choose one of "
+                              r"'forward_backward', 'forward_only'"),
+    ("model.outer_iters=0", r"model.outer_iters=0 is out of range; allowed 1..16"),
+    ("model.outer_iters=2.5", r"model.outer_iters=2.5 must be a whole number"),
+    ("model.chain_hierarchy=maybe", r"model.chain_hierarchy='maybe' must be true or false"),
+    ("loss.w_3d=-1", r"loss.w_3d=-1.0 is out of range"),
+    ("model.outer_iter=2", r"unknown config key 'model.outer_iter'"),
+    ("model", r"must look like key=value"),
+])
+def test_invalid_values_name_key_value_and_allowed(override, message):
+    with pytest.raises(ConfigError, match=message):
+        make_config(overrides=[override])
+
+
+def test_bad_file_is_named(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text("model:\n  prior: gmm\n")
+    with pytest.raises(ConfigError, match=r"bad.yaml: model.prior='gmm'"):
+        load_config(path)
+
+
+def test_sweep_keys_exist():
+    for key in ("model.outer_iters", "model.inner_iters", "model.passes",
+                "model.joint_dependency", "model.chain_hierarchy", "model.embed_dim",
+                "model.prior", "loss.w_3d", "loss.w_2d", "loss.w_smpl", "loss.w_prior",
+                "loss.w_shape", "model.regressor", "model.encoder", "model.pretrained"):
+        assert key in keys()
