@@ -1,0 +1,57 @@
+"""Metrics against hand-computed cases."""
+
+import math
+
+import pytest
+import torch
+
+from hkmr.body.rotations import axis_angle_to_matrix
+from hkmr.eval.metrics import (mpjpe, mpjpe_2d, pa_mpjpe, pck, segmentation_scores,
+                               select_eval_joints)
+
+
+def test_mpjpe_of_a_known_offset_is_its_length():
+    gt = torch.randn(3, 24, 3)
+    pred = gt.clone()
+    pred[:, 5] += torch.tensor([0.03, 0.04, 0.0])  # one joint off by 5 cm
+    torch.testing.assert_close(mpjpe(pred, gt), torch.full((3,), 50.0 / 24))
+    # a global translation does not count (pelvis-aligned)
+    torch.testing.assert_close(mpjpe(gt + 0.7, gt), torch.zeros(3), atol=1e-4, rtol=0)
+
+
+def test_fourteen_joints_align_on_the_hip_centre():
+    gt = torch.randn(2, 24, 3)
+    pred = gt.clone()
+    pred[:, 0] += 1.0  # pelvis joint is not among the 14: no effect
+    torch.testing.assert_close(mpjpe(select_eval_joints(pred), select_eval_joints(gt)),
+                               torch.zeros(2), atol=1e-4, rtol=0)
+
+
+def test_pa_mpjpe_is_invariant_to_a_similarity_transform():
+    gt = torch.randn(4, 14, 3)
+    rot = axis_angle_to_matrix(torch.randn(4, 3))
+    pred = 1.7 * gt @ rot.transpose(1, 2) + torch.randn(4, 1, 3)
+    assert pa_mpjpe(pred, gt).abs().max() < 1e-3
+    assert mpjpe(pred, gt).min() > 100
+    noisy = gt + 0.01 * torch.randn_like(gt)
+    assert pa_mpjpe(noisy, gt).mean() <= mpjpe(noisy, gt).mean() + 1e-3
+
+
+def test_pck_and_2d_error_on_a_constructed_case():
+    gt = torch.zeros(1, 4, 2)
+    pred = torch.tensor([[[3.0, 4.0], [1.0, 0.0], [0.0, 10.0], [0.0, 0.0]]])
+    mask = torch.tensor([[1.0, 1.0, 1.0, 0.0]])  # the last joint is not evaluated
+    assert pck(pred, gt, mask, threshold=5.0).item() == pytest.approx(2 / 3)
+    assert mpjpe_2d(pred, gt, mask).item() == pytest.approx((5 + 1 + 10) / 3)
+
+
+def test_segmentation_accuracy_and_f1_on_constructed_masks():
+    gt = torch.zeros(1, 4, 4, dtype=torch.long)
+    gt[0, :2, :2] = 1  # 4 pixels of class 1
+    pred = torch.zeros_like(gt)
+    pred[0, :2, :1] = 1  # 2 of them found, no false positives
+    acc, f1 = segmentation_scores(pred, gt, num_classes=3)
+    assert acc.item() == pytest.approx(14 / 16)
+    # background: tp 12, |pred| 14, |gt| 12 -> 24/26; class 1: tp 2, 2 + 4 -> 4/6
+    assert f1.item() == pytest.approx((24 / 26 + 4 / 6) / 2)
+    assert not math.isnan(f1.item())
