@@ -1,0 +1,101 @@
+"""SPIN's preprocessed ``.npz`` annotation files (the real data of paper Sec. 4: Human3.6M,
+MPI-INF-3DHP, LSP, MPII, COCO, as SPIN distributes them).
+
+Keys: ``imgname`` (N,) paths relative to an image root, ``center`` (N, 2) and ``scale`` (N,)
+(the crop is the square of side ``200 * scale`` px about ``center``; SPIN's scale already holds
+its 1.2x margin), and optionally ``part`` (N, 24, 3) 2D joints in pixels with visibility,
+``S`` (N, 24, 4) 3D joints in metres with confidence, ``pose`` (N, 72), ``shape`` (N, 10),
+``has_smpl`` (N,). Extra keys are ignored. Joints are in SPIN's J24 order (:data:`J24_NAMES`)
+and are mapped to SMPL's 24 joints by :data:`SMPL_FROM_J24`; SMPL joints with no counterpart
+get confidence 0.
+"""
+
+from __future__ import annotations
+
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+from ..body.kinematics import JOINT_INDEX, LSP14, NUM_JOINTS
+
+J24_NAMES: tuple[str, ...] = (
+    "R ankle", "R knee", "R hip", "L hip", "L knee", "L ankle", "R wrist", "R elbow",
+    "R shoulder", "L shoulder", "L elbow", "L wrist", "neck (LSP)", "head top (LSP)",
+    "pelvis (MPII)", "thorax (MPII)", "spine (H36M)", "jaw (H36M)", "head (H36M)", "nose",
+    "L eye", "R eye", "L ear", "R ear",
+)
+
+#: SMPL joint -> J24 joints that stand for it, in order of preference (the first with
+#: confidence > 0 is used). LSP's 14 follow ``hkmr.body.kinematics.LSP14``; the SMPL head is
+#: nearer H36M's head centre than LSP's head top, which is the fallback; MPII's thorax stands
+#: in for the neck when LSP's neck is missing. No counterpart (confidence 0): spine1-3, collars,
+#: feet (toes) and hands. J24's spine, jaw, nose, eyes and ears are unused.
+SMPL_FROM_J24: dict[int, tuple[int, ...]] = {
+    **{smpl: (k,) for k, smpl in enumerate(LSP14[:12])},
+    JOINT_INDEX["neck"]: (12, 15),
+    JOINT_INDEX["head"]: (18, 13),
+    JOINT_INDEX["pelvis"]: (14,),
+}
+
+REQUIRED_KEYS = ("imgname", "center", "scale")
+_SHAPES = {"center": (2,), "scale": (), "part": (24, 3), "S": (24, 4), "pose": (72,),
+           "shape": (10,), "has_smpl": ()}
+
+
+def j24_to_smpl(j24: np.ndarray) -> np.ndarray:
+    """(24, C) joints in J24 order (last column = confidence) -> (24, C) in SMPL order."""
+    out = np.zeros((NUM_JOINTS, j24.shape[1]), np.float64)
+    for smpl, candidates in SMPL_FROM_J24.items():
+        for k in candidates:
+            if j24[k, -1] > 0:
+                out[smpl] = j24[k]
+                break
+    return out
+
+
+def load_npz(path: str | Path) -> dict[str, np.ndarray]:
+    """Read and validate a SPIN ``.npz``; errors name the file and the offending key."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no such SPIN .npz file")
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            data = {k: npz[k] for k in npz.files if k in _SHAPES or k == "imgname"}
+    except (zipfile.BadZipFile, OSError, EOFError) as err:
+        raise ValueError(f"{path}: not a readable .npz file ({err})") from None
+    except ValueError as err:  # object arrays need pickle; refuse rather than execute code
+        raise ValueError(f"{path}: holds object arrays ({err}); re-save with plain arrays") from None
+    missing = [k for k in REQUIRED_KEYS if k not in data]
+    if missing:
+        raise ValueError(f"{path}: missing required key(s) {', '.join(map(repr, missing))} "
+                         f"(found {sorted(data)})")
+    n = len(data["imgname"])
+    for key, shape in _SHAPES.items():
+        if key in data and data[key].shape != (n, *shape):
+            raise ValueError(f"{path}: key {key!r} has shape {data[key].shape}, expected "
+                             f"{(n, *shape)}")
+    data["imgname"] = data["imgname"].astype(str)
+    return data
+
+
+def crop_matrix(center: np.ndarray, scale: float, size: int, linear: np.ndarray) -> np.ndarray:
+    """2x3 ``cv2.warpAffine`` matrix from original-image pixel indices to crop pixel indices:
+    the ``200 * scale`` square about ``center`` maps onto the S x S crop, then ``linear``
+    (augmentation, about the crop centre). Crop coordinates of an original point p are
+    ``x = linear @ (p - center) / (100 * scale)``, the same map applied to keypoints."""
+    b = size / (200.0 * scale) * linear
+    c = size / 2 - 0.5
+    return np.hstack([b, (np.array([c, c]) - b @ np.asarray(center, float))[:, None]])
+
+
+#: Human3.6M camera serials (in SPIN's image names) -> camera index; 60457274 is camera 3.
+H36M_CAMERAS = {"54138969": 0, "55011271": 1, "58860488": 2, "60457274": 3}
+
+
+def view_from_name(name: str) -> int:
+    """Camera index of a Human3.6M image name, -1 when the name carries none."""
+    for serial, view in H36M_CAMERAS.items():
+        if serial in name:
+            return view
+    return -1
