@@ -10,7 +10,7 @@ import argparse
 import importlib
 import sys
 
-COMMAND_MODULES = ("hkmr.body.commands", "hkmr.model.commands")
+COMMAND_MODULES = ("hkmr.body.commands", "hkmr.model.commands", "hkmr.data.commands")
 
 
 def build_parser() -> argparse.ArgumentParser:
