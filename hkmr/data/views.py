@@ -8,9 +8,10 @@ the body's 3D bounding box, at height ``height_m`` above the floor, and looks at
 Camera frames are OpenCV's (x right, y down, z forward), so the camera-frame global
 orientation of an upright body facing the camera is ≈ axis-angle (π, 0, 0).
 
-Each view is cropped the way SPIN crops: the optical axis goes through the body centre (the
-crop centre) and the focal length is set so the body's widest image extent is 1/1.2 of the
-half-crop, i.e. the crop is 1.2x the body's bounding box. Intrinsics are stored as a
+Each view is cropped the way SPIN crops: the camera first looks at the body's 3D box centre,
+then turns (without roll) until its optical axis — the crop centre — goes through the centre
+of the body's 2D bounding box; the focal length makes the box's longer side 1/1.2 of the crop,
+i.e. the crop is 1.2x the body's bounding box. Intrinsics are stored as a
 normalised focal length ``f``: a camera-frame point (X, Y, Z) lands at crop coordinates
 ``f * (X/Z, Y/Z)`` in [-1, 1] (pixels: ``u = S/2 * (1 + f X/Z)``).
 """
@@ -24,6 +25,7 @@ from scipy.spatial.transform import Rotation
 
 #: crop side / body bounding-box side, as SPIN's scaleFactor
 CROP_MARGIN = 1.2
+_CENTRE_ITERATIONS = 3
 FRONTAL_VIEW = 3
 
 
@@ -86,7 +88,8 @@ class ViewGeometry:
 
 
 def fit_focal(vertices: np.ndarray) -> float:
-    """Normalised focal that makes the crop 1.2x the body's extent about the optical axis."""
+    """Normalised focal that makes the crop 1.2x the body's extent about the optical axis
+    (with the box centred, that is 1.2x the box's longer side)."""
     extent = np.abs(vertices[:, :2] / vertices[:, 2:]).max()
     return float(1.0 / (CROP_MARGIN * extent))
 
@@ -106,6 +109,11 @@ def place_views(vertices: np.ndarray, joints: np.ndarray, world_orient: np.ndarr
         eye = np.array([target[0] + cam.distance_m * np.sin(az), cam.height_m,
                         target[2] + cam.distance_m * np.cos(az)])
         rot = look_at(eye, target)
+        for _ in range(_CENTRE_ITERATIONS):  # aim at the centre of the 2D bounding box
+            p = (vertices + floor - eye) @ rot.T
+            p = p[:, :2] / p[:, 2:]
+            centre = 0.5 * (p.min(0) + p.max(0))
+            rot = look_at(eye, eye + rot.T @ np.array([centre[0], centre[1], 1.0]))
         v_cam = (vertices + floor - eye) @ rot.T
         j_cam = (joints + floor - eye) @ rot.T
         orient = Rotation.from_matrix(rot @ r_world).as_rotvec()
