@@ -80,11 +80,12 @@ class DatasetSpec:
         return -(-self.counts.get(split, 0) // self.shard_size)
 
     def settings(self) -> dict:
-        return {"format": FORMAT, "format_version": FORMAT_VERSION, "seed": self.seed,
+        """JSON-ready (as read back from a manifest, so the two compare equal)."""
+        return json.loads(json.dumps({"format": FORMAT, "format_version": FORMAT_VERSION, "seed": self.seed,
                 "size": self.size, "views": NUM_VIEWS, "shard_size": self.shard_size,
                 "counts": dict(self.counts), "subjects": dict(self.subjects),
                 "sampler": self.sampler.to_dict(),
-                "cameras": [vars(c) for c in CAMERAS], "source_hash": source_hash()}
+                "cameras": [vars(c) for c in CAMERAS], "source_hash": source_hash()}))
 
 
 def source_hash() -> str:
