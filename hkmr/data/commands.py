@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from ..io import atomic_path
+from .shards import make_readable
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -66,6 +67,7 @@ def _poses(args: argparse.Namespace) -> None:
     table = table.replace_schema_metadata(meta)
     with atomic_path(args.out) as tmp:
         pq.write_table(table, tmp, compression="zstd")
+        make_readable(tmp)
     counts = {s: styles.count(s) for s in sorted(set(styles))}
     print(f"wrote {args.n} poses to {args.out} ({counts})")
 
@@ -95,8 +97,8 @@ def _dataset(args: argparse.Namespace) -> None:
 
 
 def draw_preview(dataset, indices, path: Path) -> None:
-    """A PNG grid: per sample the image with keypoints (green visible, red self-occluded)
-    above its part mask. ``dataset`` is a SyntheticDataset (un-normalised via ``sample``)."""
+    """A PNG grid: per sample the image with keypoints (green visible, red self-occluded,
+    blue under a test-time occluder) above its part mask (``dataset``: a SyntheticDataset)."""
     import cv2
 
     from .datasets import IMAGENET_MEAN, IMAGENET_STD
@@ -112,10 +114,12 @@ def draw_preview(dataset, indices, path: Path) -> None:
                                     cv2.COLORMAP_TURBO)[:, 0]
         mask = colours[parts]
         mask[parts == 0] = 0
-        for (x, y, c), v in zip(item["keypoints"].numpy(), item["visible"].numpy()):
+        for (x, y, c), v, o in zip(item["keypoints"].numpy(), item["visible"].numpy(),
+                                   item["occluded"].numpy()):
             if c > 0:
                 centre = (int((x + 1) * size / 2), int((y + 1) * size / 2))
-                cv2.circle(img, centre, max(1, size // 64), (0, 200, 0) if v else (0, 0, 255), -1)
+                colour = (255, 60, 0) if o else (0, 200, 0) if v else (0, 0, 255)
+                cv2.circle(img, centre, max(1, size // 64), colour, -1)
         cells.append(np.concatenate([img, mask], 0))
     cols = 4
     while len(cells) % cols:
@@ -124,6 +128,7 @@ def draw_preview(dataset, indices, path: Path) -> None:
     ok, buf = cv2.imencode(".png", np.concatenate(rows, 0), [cv2.IMWRITE_PNG_COMPRESSION, 9])
     with atomic_path(path) as tmp:
         tmp.write_bytes(buf.tobytes())
+        make_readable(tmp)
 
 
 def _preview(args: argparse.Namespace) -> None:

@@ -185,11 +185,18 @@ def _write_table(table: pa.Table, path: Path) -> None:
     codecs = {n: ("NONE" if n in _UNCOMPRESSED else "ZSTD") for n in table.column_names}
     with atomic_path(path) as tmp:
         pq.write_table(table, tmp, compression=codecs)
-        os.chmod(tmp, 0o666 & ~_UMASK)  # temporary files are private; shards need not be
+        make_readable(tmp)
 
 
 _UMASK = os.umask(0)
 os.umask(_UMASK)
+
+
+def make_readable(path: Path) -> None:
+    """Give a finished temporary file (created private by mkstemp) the usual permissions."""
+    os.chmod(path, 0o666 & ~_UMASK)
+
+
 _WORKER: _Renderer | None = None
 
 
@@ -240,6 +247,7 @@ def load_manifest(root: str | Path) -> dict:
 def _write_manifest(root: Path, manifest: dict) -> None:
     with atomic_path(root / "manifest.json") as tmp:
         tmp.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+        make_readable(tmp)
 
 
 def generate(root: str | Path, spec: DatasetSpec, workers: int | None = None,
