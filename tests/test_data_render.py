@@ -140,3 +140,18 @@ def test_all_cameras_render_a_centred_body(body_model, body):
         # SPIN's crop: the 2D box is centred and its longer side is 1/1.2 of the crop
         assert abs(ys.min() + ys.max() + 1 - 64) <= 2 and abs(xs.min() + xs.max() + 1 - 64) <= 2
         assert abs((ys.max() - ys.min() + 1) - 64 / 1.2) <= 2
+
+
+def test_chunked_rasterisation_is_identical_and_bounds_huge_meshes(body_model, monkeypatch):
+    import hkmr.data.render as render
+
+    with torch.no_grad():
+        v = body_model.forward_pose(torch.zeros(1, 72), torch.zeros(1, 10)).vertices.numpy()
+    renderer = PartRenderer(body_model.faces, body_model.smpl.lbs_weights, 96)
+    cam = np.array([[1.0, 0.05, 0.2]])
+    whole = renderer(v, cam=cam)
+    monkeypatch.setattr(render, "_MAX_CANDIDATES", 300)  # many tiny chunks
+    assert (renderer(v, cam=cam) == whole).all()
+    monkeypatch.setattr(render, "_MAX_CANDIDATES", 50_000)
+    blown_up = renderer(v * 40.0, cam=cam)  # triangles far larger than the image
+    assert (blown_up > 0).mean() > 0.9

@@ -42,12 +42,17 @@ def weak_perspective(points: np.ndarray, cam: np.ndarray, size: int) -> np.ndarr
     return size / 2 * (1.0 + cam[0] * points[:, :2] + np.asarray(cam[1:3]))
 
 
+_MAX_CANDIDATES = 2_000_000  # pixel proposals per chunk: bounds memory for huge triangles
+
+
 def rasterize(pixels: np.ndarray, depth: np.ndarray, faces: np.ndarray, size: int,
               cull: bool = True) -> Raster:
     """Z-buffer a triangle mesh given its vertices' pixel coordinates (V, 2) and depths (V,).
 
     With ``cull``, triangles whose image winding is clockwise in (u, v) (i.e. facing away for
-    a mesh whose faces wind counter-clockwise seen from outside, as SMPL's) are dropped."""
+    a mesh whose faces wind counter-clockwise seen from outside, as SMPL's) are dropped.
+    Faces are processed in chunks of at most ~2M pixel proposals, so even a mesh blown up to
+    cover the image many times over (a wild predicted camera) rasterises in bounded memory."""
     tri = pixels[faces].astype(np.float64)  # (F, 3, 2)
     e1, e2 = tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0]
     area = e1[:, 0] * e2[:, 1] - e1[:, 1] * e2[:, 0]
@@ -59,6 +64,26 @@ def rasterize(pixels: np.ndarray, depth: np.ndarray, faces: np.ndarray, size: in
     w, h = hi[:, 0] - lo[:, 0] + 1, hi[:, 1] - lo[:, 1] + 1
     ok = (w > 0) & (h > 0)
     fid, lo, w, h = fid[ok], lo[ok], w[ok], h[ok]
+    face = np.full(size * size, -1, np.int32)
+    zbuf = np.full(size * size, np.inf, np.float64)
+    bbuf = np.zeros((size * size, 3), np.float32)
+    ends = np.cumsum(w * h)
+    start = 0
+    while start < len(fid):
+        stop = max(int(np.searchsorted(ends, ends[start] - w[start] * h[start] + _MAX_CANDIDATES,
+                                       side="right")), start + 1)
+        sl = slice(start, stop)
+        pix, z, f, bary = _proposals(tri, area, depth, faces, fid[sl], lo[sl], w[sl], h[sl], size)
+        better = z < zbuf[pix]
+        pix, z, f, bary = pix[better], z[better], f[better], bary[better]
+        face[pix], zbuf[pix], bbuf[pix] = f, z, bary
+        start = stop
+    return Raster(face.reshape(size, size), zbuf.astype(np.float32).reshape(size, size),
+                  bbuf.reshape(size, size, 3))
+
+
+def _proposals(tri, area, depth, faces, fid, lo, w, h, size):
+    """Nearest proposal per pixel from faces ``fid``: (pixel, depth, face, barycentrics)."""
     count = w * h
     rep = np.repeat(np.arange(len(fid)), count)
     k = np.arange(count.sum()) - np.repeat(np.cumsum(count) - count, count)
@@ -79,12 +104,7 @@ def rasterize(pixels: np.ndarray, depth: np.ndarray, faces: np.ndarray, size: in
     first = np.ones(len(order), bool)
     first[1:] = pix[order][1:] != pix[order][:-1]
     win = order[first]
-    face = np.full(size * size, -1, np.int32)
-    zbuf = np.full(size * size, np.inf, np.float32)
-    bbuf = np.zeros((size * size, 3), np.float32)
-    face[pix[win]], zbuf[pix[win]], bbuf[pix[win]] = f[win], z[win], bary[win]
-    return Raster(face.reshape(size, size), zbuf.reshape(size, size),
-                  bbuf.reshape(size, size, 3))
+    return pix[win], z[win], f[win], bary[win]
 
 
 def face_parts(faces: np.ndarray, weights: np.ndarray) -> np.ndarray:
