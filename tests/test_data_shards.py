@@ -4,7 +4,6 @@ the item contract and occlusion sets (paper Sec. 4)."""
 import json
 import shutil
 
-import numpy as np
 import pyarrow.parquet as pq
 import pytest
 import torch
