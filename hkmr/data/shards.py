@@ -52,6 +52,7 @@ SCHEMA = pa.schema([
     ("rotation", pa.list_(pa.float32(), 9)),
 ])
 _UNCOMPRESSED = {"img", "parts"}  # PNG bytes do not compress further
+_IMAGES_PER_PROCESS = 300
 
 
 @dataclass
@@ -252,7 +253,11 @@ def _write_manifest(root: Path, manifest: dict) -> None:
 
 def generate(root: str | Path, spec: DatasetSpec, workers: int | None = None,
              progress: bool = True) -> dict:
-    """Render every missing shard of ``spec`` into ``root`` and return the manifest."""
+    """Render every missing shard of ``spec`` into ``root`` and return the manifest.
+
+    ``workers``: processes; by default all cores, but no more than one per ~300 images to
+    render (starting a process costs about as much as rendering 300 images), so small
+    datasets render in-process."""
     import time
 
     from tqdm import tqdm
@@ -280,7 +285,9 @@ def generate(root: str | Path, spec: DatasetSpec, workers: int | None = None,
                 done += rows
             else:
                 tasks.append((spec, split, shard, str(root)))
-    workers = max(1, min(workers or os.cpu_count() or 1, len(tasks) or 1))
+    if workers is None:
+        workers = min(os.cpu_count() or 1, max(1, (total - done) // _IMAGES_PER_PROCESS))
+    workers = max(1, min(workers, len(tasks) or 1))
     start = time.perf_counter()
     with tqdm(total=total, initial=done, unit="img", disable=not progress,
               desc=f"rendering {root.name}") as bar:
