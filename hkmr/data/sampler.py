@@ -98,7 +98,7 @@ class _Spec:
         j = JOINT_INDEX[name]
         sign = _MIRROR if name.startswith("right_") else 1.0
         self.mean[j] = np.asarray(mean, float) * sign
-        self.std[j] = np.broadcast_to(np.asarray(std, float), 3)
+        self.std[j] = std
 
     def both(self, base: str, mean, std) -> None:
         self.set(f"left_{base}", mean, std)
@@ -188,10 +188,9 @@ def _mixture(rng: np.random.Generator, settings: SamplerSettings) -> _Spec:
     return mix
 
 
-def sample_pose(rng: np.random.Generator, settings: SamplerSettings = SamplerSettings(),
-                style: str | None = None) -> tuple[np.ndarray, str]:
-    """One pose: ``(24, 3)`` axis-angle in SMPL order, global orientation in the world frame
-    (heading about +y, style lean about +x), and the style it came from."""
+def _sample_euler(rng: np.random.Generator, settings: SamplerSettings,
+                  style: str | None) -> tuple[np.ndarray, np.ndarray, str]:
+    """Joint Euler angles (24, 3), world angles (heading, lean, side), style; degrees."""
     if style is None:
         style = STYLES[rng.choice(len(STYLES), p=np.asarray(settings.style_probs))]
     if style == "mixture":
@@ -202,15 +201,28 @@ def sample_pose(rng: np.random.Generator, settings: SamplerSettings = SamplerSet
     euler = spec.mean + spec.std * rng.standard_normal((NUM_JOINTS, 3))
     euler += settings.jitter_deg * rng.standard_normal((NUM_JOINTS, 3))
     euler[1:] = np.clip(euler[1:], JOINT_RANGES[1:, :, 0], JOINT_RANGES[1:, :, 1])
+    euler[0] = 0.0
     heading = rng.uniform(-settings.heading_deg, settings.heading_deg)
     lean = spec.tilt[0] + spec.tilt[1] * rng.standard_normal()
     side = 4.0 * rng.standard_normal()
-    euler[0] = 0.0
-    rot = Rotation.from_euler("XYZ", euler, degrees=True)
-    world = Rotation.from_euler("YXZ", [heading, lean, side], degrees=True)
-    pose = rot.as_rotvec()
-    pose[0] = world.as_rotvec()
-    return pose, style
+    return euler, np.array([heading, lean, side]), style
+
+
+def _to_axis_angle(euler: np.ndarray, world: np.ndarray) -> np.ndarray:
+    """(n, 24, 3) joint Euler and (n, 3) world angles -> (n, 24, 3) axis-angle."""
+    n = len(euler)
+    pose = Rotation.from_euler("XYZ", euler.reshape(-1, 3), degrees=True).as_rotvec()
+    pose = pose.reshape(n, NUM_JOINTS, 3)
+    pose[:, 0] = Rotation.from_euler("YXZ", world, degrees=True).as_rotvec()
+    return pose
+
+
+def sample_pose(rng: np.random.Generator, settings: SamplerSettings = SamplerSettings(),
+                style: str | None = None) -> tuple[np.ndarray, str]:
+    """One pose: ``(24, 3)`` axis-angle in SMPL order, global orientation in the world frame
+    (heading about +y, style lean about +x), and the style it came from."""
+    euler, world, style = _sample_euler(rng, settings, style)
+    return _to_axis_angle(euler[None], world[None])[0], style
 
 
 def sample_betas(rng: np.random.Generator, settings: SamplerSettings = SamplerSettings(),
@@ -224,13 +236,12 @@ def sample_poses(n: int, seed: int, settings: SamplerSettings = SamplerSettings(
                  ) -> tuple[np.ndarray, list[str]]:
     """A pose corpus (the MoSh stand-in for the VAE prior): ``(n, 72)`` float32 and styles.
     Pose ``i`` depends only on ``(seed, i)``."""
-    poses = np.zeros((n, NUM_JOINTS * 3), np.float32)
-    styles = []
-    for i in range(n):
-        pose, style = sample_pose(np.random.default_rng([seed, 7, i]), settings)
-        poses[i] = pose.reshape(-1)
-        styles.append(style)
-    return poses, styles
+    draws = [_sample_euler(np.random.default_rng([seed, 7, i]), settings, None)
+             for i in range(n)]
+    if not draws:
+        return np.zeros((0, NUM_JOINTS * 3), np.float32), []
+    poses = _to_axis_angle(np.stack([d[0] for d in draws]), np.stack([d[1] for d in draws]))
+    return poses.reshape(n, -1).astype(np.float32), [d[2] for d in draws]
 
 
 @functools.lru_cache(maxsize=4)
