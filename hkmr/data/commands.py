@@ -37,7 +37,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     ds.add_argument("--subjects", default="24,6,6",
                     help="subjects (shapes) in train,val,test (default 24,6,6)")
     ds.add_argument("--shard-size", type=int, default=32, help="subject-poses per shard")
-    ds.add_argument("--workers", type=int, help="processes (default: all cores)")
+    ds.add_argument("--workers", type=int,
+                    help="processes (default: all cores, at most one per ~300 images)")
     ds.set_defaults(func=_dataset)
 
     show = synth_sub.add_parser("preview", help="draw images with keypoints and part masks")
