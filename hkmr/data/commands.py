@@ -94,7 +94,7 @@ def _dataset(args: argparse.Namespace) -> None:
     rate = f", {run['images_per_second']} images/s" if run["images_per_second"] else ""
     print(f"{args.out}: {total} images ({manifest['images']}) at {args.size} px; rendered "
           f"{run['images_rendered']} in {time.perf_counter() - start:.1f} s with "
-          f"{run['workers']} workers{rate}")
+          f"{run['workers']} worker{'s' if run['workers'] != 1 else ''}{rate}")
 
 
 def draw_preview(dataset, indices, path: Path) -> None:
