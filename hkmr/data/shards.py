@@ -122,8 +122,6 @@ class _Renderer:
     """Per-process state: the body model and its face parts (built once per worker)."""
 
     def __init__(self):
-        import torch
-
         from ..body import BodyModel
         from .render import face_parts
 
@@ -189,13 +187,22 @@ def _write_table(table: pa.Table, path: Path) -> None:
         make_readable(tmp)
 
 
-_UMASK = os.umask(0)
-os.umask(_UMASK)
+def _umask() -> int:
+    try:  # read it without changing it (Linux)
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def make_readable(path: Path) -> None:
     """Give a finished temporary file (created private by mkstemp) the usual permissions."""
-    os.chmod(path, 0o666 & ~_UMASK)
+    os.chmod(path, 0o666 & ~_umask())
 
 
 _WORKER: _Renderer | None = None
