@@ -198,7 +198,8 @@ def _fixed(table, name: str, width: int) -> np.ndarray:
 
 class SpinDataset(Dataset):
     """A SPIN-format ``.npz`` with its images under ``img_root``, cropped by center/scale to
-    ``size`` px. ``protocol`` 'P2' keeps only Human3.6M camera 3 images (by image name)."""
+    ``size`` px. ``protocol=None`` keeps every row; 'P1' / 'P2' keep the Human3.6M images
+    (recognised by the camera serial in their name) of cameras 0-3 / camera 3 only."""
 
     def __init__(self, npz_path: str | Path, img_root: str | Path, size: int = 224,
                  augment=None, occlusion=None, occlusion_seed: int = 0,
