@@ -60,10 +60,50 @@ class LossConfig:
 
 
 @dataclass
+class DataConfig:
+    """Training and evaluation data. ``synthetic`` names a folder made by
+    ``hkmr synth dataset``; empty means one generated from the ``synth_*`` keys on first use
+    and cached (``$HKMR_CACHE``). SPIN-format real data joins the mixture by path."""
+
+    synthetic: str | None = None
+    synth_train: int = _range(512, 1, 10_000_000, "training subject-poses (x 4 views)")
+    synth_val: int = _range(64, 1, 1_000_000, "validation subject-poses (x 4 views)")
+    synth_test: int = _range(64, 1, 1_000_000, "test subject-poses (x 4 views)")
+    synth_size: int = _range(128, 32, 1024, "rendered crop size in pixels")
+    synth_seed: int = _range(0, 0, 2**31 - 1)
+    spin_npz: str | None = None  # SPIN-format .npz joined to the training mixture
+    spin_images: str | None = None  # image root of spin_npz
+    spin_weight: float = _range(0.5, 0.0, 1.0, "share of SPIN samples in the mixture")
+    augment: bool = True
+    workers: int = _range(0, 0, 64, "DataLoader worker processes")
+    val_protocol: Literal["P1", "P2"] = "P1"
+
+
+@dataclass
+class TrainConfig:
+    """The plain PyTorch trainer (SPIN's defaults: Adam, lr 5e-5, batch 64)."""
+
+    epochs: int = _range(10, 1, 100_000)
+    batch_size: int = _range(64, 1, 4096)
+    lr: float = _range(5e-5, 1e-8, 1.0)
+    weight_decay: float = _range(0.0, 0.0, 1.0)
+    steps_per_epoch: int = _range(0, 0, 10_000_000, "0 = one full pass over the data")
+    eval_samples: int = _range(0, 0, 10_000_000, "validation images per epoch, 0 = all")
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    amp: bool = True  # mixed precision, on CUDA only
+    joints: Literal["kinematic", "mesh"] = "kinematic"  # joints-only FK or the full mesh
+    disc_lr: float = _range(1e-4, 1e-8, 1.0, "discriminator prior learning rate")
+    prior_corpus: int = _range(20000, 100, 10_000_000, "poses sampled for the priors")
+    threads: int = _range(0, 0, 1024, "torch CPU threads, 0 = torch's default")
+
+
+@dataclass
 class Config:
     body: BodyConfig = field(default_factory=BodyConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     loss: LossConfig = field(default_factory=LossConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
     seed: int = _range(0, 0, 2**31 - 1)
 
 
@@ -89,6 +129,11 @@ def _check(key: str, f: dataclasses.Field, value: Any, hint: Any) -> Any:
             raise ConfigError(f"{key}={value!r} must be true or false")
         return value
     if base in (int, float):
+        if isinstance(value, str):  # YAML 1.1 reads "1e-3" as a string
+            try:
+                value = float(value)
+            except ValueError:
+                pass
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(f"{key}={value!r} must be a number")
         if base is int and float(value) != int(value):
@@ -180,11 +225,23 @@ def make_config(values: dict[str, Any] | None = None, overrides: list[str] = ())
     return validate(cfg)
 
 
+PRESETS_DIR = Path(__file__).parent / "presets"
+
+
+def preset_path(name_or_path: str | Path) -> Path:
+    """A config file path, or the name of a preset shipped with hkmr (``smoke``, ``cpu``,
+    ``paper``)."""
+    path = Path(name_or_path)
+    if not path.exists() and (PRESETS_DIR / f"{name_or_path}.yaml").exists():
+        return PRESETS_DIR / f"{name_or_path}.yaml"
+    return path
+
+
 def load_config(path: str | Path | None = None, overrides: list[str] = ()) -> Config:
-    """Load a YAML file (nested sections or dotted keys) and apply overrides."""
+    """Load a YAML file or preset name (nested sections or dotted keys), apply overrides."""
     values = {}
     if path is not None:
-        path = Path(path)
+        path = preset_path(path)
         if not path.exists():
             raise ConfigError(f"config file not found: {path}")
         try:

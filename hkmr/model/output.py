@@ -22,6 +22,13 @@ class RegressorOutput:
         self.pose_aa = pose_aa  # (B, 24, 3) axis-angle, when the regressor has it
         self._pose, self._pose_6d = pose, pose_6d
 
+    def float(self) -> "RegressorOutput":
+        """A float32 copy (after mixed-precision forward passes)."""
+        def f(x):
+            return None if x is None else x.float()
+        return RegressorOutput(f(self.betas), f(self.cam), pose=f(self._pose),
+                               pose_aa=f(self.pose_aa), pose_6d=f(self._pose_6d))
+
     @property
     def pose(self) -> torch.Tensor:
         """(B, 24, 3, 3) rotation matrices."""

@@ -1,0 +1,221 @@
+"""The device-agnostic PyTorch trainer: the unit Ray Train wraps (Sec. 3.3, Eq. 3).
+
+A plain loop: Adam on Eq. 3 over a dataset mixture, evaluation every epoch, an atomic
+checkpoint every epoch, and a report hook that receives the epoch's metrics and the
+checkpoint path. Nothing here imports Ray: :class:`TrainerHooks` are the seams the Ray layer
+(``tuning/``) replaces — how the model and loaders are prepared for DDP, which rank writes,
+where metrics go.
+
+Determinism: given ``seed``, epoch e visits the samples in the order of a permutation seeded
+by (seed, e) and augments sample i with a generator seeded by (seed, e, i); checkpoints hold the
+RNG states. So two runs with a seed give the same metrics, and a run resumed from the
+checkpoint of epoch e ends exactly where the uninterrupted run ends.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DataLoader
+
+from ..body.joints import JointKinematics
+from ..body.model import BodyModel
+from ..config import Config, to_dict
+from ..io import atomic_path
+from ..model.estimator import MeshEstimator, pose_body
+from .data import EpochSampler, build_datasets, mean_params_for
+from ..eval.protocols import evaluate_joints
+from .losses import total_loss
+from .priors import TrainingPrior
+
+CHECKPOINT = "checkpoint.pt"
+
+
+class NonFiniteLossError(FloatingPointError):
+    """A loss term became NaN or infinite; the message names the step and the term."""
+
+
+def _identity(x):
+    return x
+
+
+@dataclass
+class TrainerHooks:
+    """Seams for distributed runs. The defaults train in one process."""
+
+    prepare_model: Callable[[nn.Module], nn.Module] = _identity
+    prepare_loader: Callable[[DataLoader], DataLoader] = _identity
+    report: Callable[[dict, Path | None], None] = lambda metrics, checkpoint: None
+    rank: int = 0
+    world_size: int = 1
+    device: torch.device | None = None
+    log: Callable[[str], None] = print
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ValueError("train.device=cuda but no CUDA device is available; use auto or cpu")
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    return torch.device(name)
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+class Trainer:
+    def __init__(self, cfg: Config, out_dir: str | Path, hooks: TrainerHooks | None = None):
+        self.cfg, self.out_dir = cfg, Path(out_dir)
+        self.hooks = hooks or TrainerHooks()
+        if cfg.train.threads:
+            torch.set_num_threads(cfg.train.threads)
+        seed_everything(cfg.seed)
+        self.device = self.hooks.device or pick_device(cfg.train.device)
+        self.body = BodyModel(cfg.body.model_path).to(self.device)
+        self.kinematics = JointKinematics(self.body).to(self.device)
+        self.train_set, self.val_set = build_datasets(cfg)
+        model = MeshEstimator(cfg.model, mean_params_for(cfg)).to(self.device)
+        self.model = self.hooks.prepare_model(model)
+        self.module = model  # unwrapped, for checkpoints
+        self.prior = TrainingPrior(cfg, self.device)
+        self.optimizer = torch.optim.Adam(model.parameters(), lr=cfg.train.lr,
+                                          weight_decay=cfg.train.weight_decay)
+        self.amp = cfg.train.amp and self.device.type == "cuda"
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp)
+        self.sampler = EpochSampler(len(self.train_set), cfg.seed, self.hooks.rank,
+                                    self.hooks.world_size)
+        self.train_loader = self.hooks.prepare_loader(DataLoader(
+            self.train_set, batch_size=cfg.train.batch_size, sampler=self.sampler,
+            num_workers=cfg.data.workers, drop_last=len(self.train_set) > cfg.train.batch_size,
+            persistent_workers=False))
+        self.epoch, self.step, self.images_seen = 0, 0, 0
+        self.history: list[dict] = []
+        if (self.out_dir / CHECKPOINT).exists():
+            self.load(self.out_dir / CHECKPOINT)
+
+    # -- one optimisation step ------------------------------------------------------------------
+    def joints_of(self, out):
+        if self.cfg.train.joints == "mesh":
+            return pose_body(self.body, out).joints
+        return self.kinematics(out.pose, out.betas)
+
+    def train_step(self, batch: dict) -> dict[str, float]:
+        batch = {k: v.to(self.device, non_blocking=True) if torch.is_tensor(v) else v
+                 for k, v in batch.items()}
+        with torch.autocast(self.device.type, enabled=self.amp):
+            outputs = self.model(batch["img"])
+        if self.amp:  # the body model and losses run in float32
+            outputs = [o.float() for o in outputs]
+        loss, terms = total_loss(outputs, batch, self.joints_of, self.cfg.loss, self.prior.module)
+        bad = [name for name, value in terms.items() if not torch.isfinite(value)]
+        if bad or not torch.isfinite(loss):
+            raise NonFiniteLossError(
+                f"non-finite loss at epoch {self.epoch} step {self.step}: "
+                + ", ".join(f"term '{n}' = {terms[n].item()}" for n in bad or terms))
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        prior_loss = self.prior.step(outputs[-1])
+        self.step += 1
+        self.images_seen += batch["img"].shape[0] * self.hooks.world_size
+        logged = {f"loss_{k}": v.item() for k, v in terms.items()}
+        logged["loss"] = loss.item()
+        if prior_loss is not None:
+            logged["loss_discriminator"] = prior_loss
+        return logged
+
+    def train_epoch(self) -> dict[str, float]:
+        self.model.train()
+        self.sampler.set_epoch(self.epoch)
+        if hasattr(self.train_set, "set_epoch"):
+            self.train_set.set_epoch(self.epoch)
+        sums: dict[str, float] = {}
+        steps, start = 0, time.perf_counter()
+        limit = self.cfg.train.steps_per_epoch or math.inf
+        for batch in self.train_loader:
+            for k, v in self.train_step(batch).items():
+                sums[k] = sums.get(k, 0.0) + v
+            steps += 1
+            if steps >= limit:
+                break
+        seconds = time.perf_counter() - start
+        metrics = {f"train_{k}": v / max(steps, 1) for k, v in sums.items()}
+        metrics["train_seconds"] = seconds
+        metrics["images_per_second"] = steps * self.cfg.train.batch_size / max(seconds, 1e-9)
+        return metrics
+
+    def evaluate(self) -> dict[str, float]:
+        self.model.eval()
+        return evaluate_joints(self.module, self.kinematics, self.val_set, self.device,
+                               batch_size=self.cfg.train.batch_size,
+                               limit=self.cfg.train.eval_samples, prefix="val_")
+
+    def fit(self) -> dict:
+        """Train until ``train.epochs``; returns the last epoch's metrics."""
+        while self.epoch < self.cfg.train.epochs:
+            metrics = {"epoch": self.epoch + 1}
+            metrics.update(self.train_epoch())
+            self.epoch += 1
+            metrics.update(self.evaluate())
+            metrics.update(step=self.step, images_seen=self.images_seen)
+            self.history.append(metrics)
+            path = self.save() if self.hooks.is_main else None
+            self.hooks.log(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
+                                    for k, v in metrics.items()
+                                    if k in ("epoch", "train_loss", "val_mpjpe", "val_pa_mpjpe",
+                                             "images_per_second")))
+            self.hooks.report(metrics, path)
+        return self.history[-1] if self.history else {}
+
+    # -- checkpoints ----------------------------------------------------------------------------
+    def state(self) -> dict:
+        return {"model": self.module.state_dict(), "optimizer": self.optimizer.state_dict(),
+                "scaler": self.scaler.state_dict(), "prior": self.prior.state_dict(),
+                "epoch": self.epoch, "step": self.step, "images_seen": self.images_seen,
+                "history": self.history, "config": to_dict(self.cfg),
+                "rng": {"torch": torch.get_rng_state(), "numpy": np.random.get_state(),
+                        "python": random.getstate(),
+                        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available()
+                        else []}}
+
+    def save(self) -> Path:
+        """Write the checkpoint atomically (temporary name, then rename)."""
+        path = self.out_dir / CHECKPOINT
+        with atomic_path(path) as tmp:
+            torch.save(self.state(), tmp)
+        return path
+
+    def load(self, path: Path) -> None:
+        blob = torch.load(path, map_location=self.device, weights_only=False)
+        if blob.get("config", {}).get("model") != to_dict(self.cfg)["model"]:
+            raise ValueError(f"{path}: checkpoint was made with another model config; use a "
+                             "new output folder or the same config")
+        self.module.load_state_dict(blob["model"])
+        self.optimizer.load_state_dict(blob["optimizer"])
+        self.scaler.load_state_dict(blob["scaler"])
+        self.prior.load_state_dict(blob["prior"])
+        self.epoch, self.step = blob["epoch"], blob["step"]
+        self.images_seen, self.history = blob["images_seen"], blob["history"]
+        rng = blob["rng"]
+        torch.set_rng_state(rng["torch"].cpu())
+        np.random.set_state(rng["numpy"])
+        random.setstate(rng["python"])
+        if rng["cuda"] and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(rng["cuda"])
+        self.hooks.log(f"resumed from {path} at epoch {self.epoch}")
