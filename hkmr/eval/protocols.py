@@ -6,35 +6,66 @@
 * **Fig. 6**: MPJPE against degree of occlusion 1..5 per occluder kind. The paper occludes one
   joint at a time and averages over joints; here sample i of the test set is occluded on joint
   ``LSP14[i mod 14]``, so one pass per (kind, degree) averages over the 14 evaluation joints.
+  P1 only (the frontal subset would cover only 7 of the 14 joints under that rule).
 * **Table 4 (right)**: 2D MPJPE in pixels and PCK on the joints the renderer marks as
   self-occluded ("invisible joints").
 * **Table 5 (left)**: foreground/background and part segmentation accuracy and F1, rendering
-  the predicted mesh with the data layer's part renderer.
+  the predicted mesh with the data layer's part renderer (:mod:`hkmr.eval.segmentation`).
 
 MPJPE and PA-MPJPE are reported on the 14 evaluation joints (and MPJPE on all 24), in mm.
+
+Cost: an occluder depends only on (seed, image id, kind, ...), so an image of P2 (the frontal
+camera) is occluded identically in P1; each Table 1 column is therefore one pass over the
+P1 images and P2 is read off its frontal subset. With ``limit`` the pass covers the first
+``limit`` images of P1 and the first ``limit`` images of P2 (so P2 keeps ``limit`` images).
+Invisible joints and segmentation come from the Standard column's pass (the P1 images).
 """
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import math
+from pathlib import Path
 
+import numpy as np
 import torch
-from torch.utils.data import DataLoader, Subset
+import torch.nn.functional as F
+from torch.utils.data import DataLoader, Dataset, Subset
 
 from ..body.joints import JointKinematics
-from ..model.estimator import MeshEstimator
-from .metrics import mpjpe, pa_mpjpe, select_eval_joints
+from ..body.kinematics import LSP14
+from ..data.datasets import SpinDataset, SyntheticDataset, parse_occlusion
+from ..data.occlusion import DEGREES, KINDS
+from ..data.views import FRONTAL_VIEW
+from ..model.estimator import MeshEstimator, weak_perspective
+from .metrics import mpjpe, mpjpe_2d, pa_mpjpe, pck, select_eval_joints
+from .segmentation import SegmentationAccumulator
+
+SUITES: tuple[str, ...] = ("table1", "degrees", "invisible", "segmentation")
+PROTOCOLS: tuple[str, ...] = ("P1", "P2")
+#: Table 1 columns: no occluder, then the standard set of each occluder kind
+COLUMNS: tuple[str, ...] = ("standard",) + KINDS
+#: PCK threshold as a fraction of the crop side. A body fills ~1/1.2 of the crop, so at
+#: ~1.7 m stature 0.05 of the crop is ~10 cm: about MPII's PCKh@0.5 (half a head size).
+PCK_FRACTION = 0.05
 
 
 @torch.no_grad()
 def predict(model: MeshEstimator, dataset, device: torch.device, batch_size: int = 64,
-            limit: int = 0, keys: tuple[str, ...] = ()):
-    """Yield (batch, final regressor output) over ``dataset`` (the first ``limit`` items)."""
+            limit: int = 0, keys: tuple[str, ...] = (), size: int | None = None):
+    """Yield (batch, final regressor output) over ``dataset`` (the first ``limit`` items).
+
+    ``size``: the model's input side; images of another size are resized (bilinear)."""
     if limit and limit < len(dataset):
         dataset = Subset(dataset, range(limit))
     model.eval()
     for batch in DataLoader(dataset, batch_size=batch_size, shuffle=False):
-        out = model(batch["img"].to(device))[-1]
+        img = batch["img"].to(device)
+        if size and img.shape[-1] != size:
+            img = F.interpolate(img, size=(size, size), mode="bilinear", align_corners=False,
+                                antialias=True)
+        out = model(img)[-1]
         yield batch, out
 
 
@@ -52,3 +83,257 @@ def evaluate_joints(model: MeshEstimator, kinematics: JointKinematics, dataset,
         errors["mpjpe_24"].append(mpjpe(pred, gt))
     return {f"{prefix}{k}": torch.cat(v).mean().item() if v else math.nan
             for k, v in errors.items()}
+
+
+# -- one pass over a set of images ------------------------------------------------------------
+@dataclasses.dataclass
+class _Pass:
+    """Per-image results of one pass: dataset positions, joint errors (mm; NaN where the
+    ground truth lacks the joints) and, when asked for, pooled 2D errors and segmentation."""
+
+    index: torch.Tensor
+    frontal: torch.Tensor
+    errors: dict[str, torch.Tensor]
+    points2d: dict[str, torch.Tensor] | None = None
+    segmentation: dict[str, float] | None = None
+
+
+def _joint_errors(pred: torch.Tensor, joints3d: torch.Tensor, has3d: torch.Tensor
+                  ) -> dict[str, torch.Tensor]:
+    gt, conf = joints3d[..., :3], joints3d[..., 3]
+    ok14 = (has3d > 0) & (select_eval_joints(conf[..., None])[..., 0] > 0).all(-1)
+    ok24 = (has3d > 0) & (conf > 0).all(-1)
+    p14, g14 = select_eval_joints(pred), select_eval_joints(gt)
+    nan = torch.tensor(math.nan)
+    return {"mpjpe": torch.where(ok14, mpjpe(p14, g14), nan),
+            "pa_mpjpe": torch.where(ok14, pa_mpjpe(p14, g14), nan),
+            "mpjpe_24": torch.where(ok24, mpjpe(pred, gt), nan)}
+
+
+def _run(model, kinematics, dataset: Dataset, indices, device, *, batch_size: int,
+         size: int | None, image_size: int, with_2d: bool = False, body=None,
+         seg_keep: np.ndarray | None = None) -> _Pass:
+    """Run the model on ``dataset[indices]``. ``with_2d``: keep projected and ground-truth
+    joints in pixels; ``body`` + ``seg_keep``: render the predicted meshes of the images at
+    those positions and score them against the rendered ground-truth part maps."""
+    index, frontal, errors = [], [], {"mpjpe": [], "pa_mpjpe": [], "mpjpe_24": []}
+    pts: dict[str, list] = {"pred": [], "gt": [], "inside": [], "visible": []}
+    seg = renderer = None
+    if body is not None and seg_keep is not None and len(seg_keep):
+        from ..data.render import PartRenderer
+
+        seg = SegmentationAccumulator()
+        renderer = PartRenderer(body.faces.cpu(), body.smpl.lbs_weights.cpu(), image_size)
+    for batch, out in predict(model, Subset(dataset, [int(i) for i in indices]), device,
+                              batch_size, size=size):
+        pred = kinematics(out.pose, out.betas).float().cpu()
+        index.append(batch["index"])
+        frontal.append(batch["view"] == FRONTAL_VIEW)
+        for k, v in _joint_errors(pred, batch["joints3d"], batch["has_joints3d"]).items():
+            errors[k].append(v)
+        cam = out.cam.float().cpu()
+        if with_2d:
+            kp = batch["keypoints"]
+            pts["pred"].append((weak_perspective(pred, cam) + 1) * image_size / 2)
+            pts["gt"].append((kp[..., :2] + 1) * image_size / 2)
+            pts["inside"].append((kp[..., 2] > 0) & (kp[..., :2].abs() < 1).all(-1))
+            pts["visible"].append(batch["visible"] > 0)
+        if seg is not None:
+            keep = torch.from_numpy(np.isin(batch["index"].numpy(), seg_keep))
+            if keep.any():
+                k = keep.to(out.pose.device)
+                verts = body.forward(out.pose[k][:, :1], out.pose[k][:, 1:],
+                                     out.betas[k]).vertices
+                seg.update(torch.from_numpy(renderer(verts.float(), cam[keep])),
+                           batch["parts"][keep])
+    return _Pass(torch.cat(index), torch.cat(frontal),
+                 {k: torch.cat(v) for k, v in errors.items()},
+                 {k: torch.cat(v) for k, v in pts.items()} if with_2d else None,
+                 seg.result() if seg is not None else None)
+
+
+def _mean(values: torch.Tensor) -> float:
+    values = values[~values.isnan()]
+    return values.mean().item() if len(values) else math.nan
+
+
+def _with_occlusion(dataset, occlusion):
+    """A shallow copy of a test set that shares its decoded tables, with other occluders."""
+    out = copy.copy(dataset)
+    out.occlusion = parse_occlusion(occlusion)
+    return out
+
+
+class _JointCycle(Dataset):
+    """Item i of ``base`` occluded by (kind, degree) on joint LSP14[i mod 14] (Fig. 6)."""
+
+    def __init__(self, base, kind: str, degree: int):
+        self.sets = [_with_occlusion(base, (kind, degree, j)) for j in LSP14]
+        self.n = len(base)
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __getitem__(self, i: int) -> dict:
+        return self.sets[i % len(LSP14)][i]
+
+
+def _first(positions: np.ndarray, limit: int) -> np.ndarray:
+    return positions[:limit] if limit else positions
+
+
+# -- the suites -------------------------------------------------------------------------------
+def _table1_pass(p1_set, run_idx, p1_idx, p2_idx, column, **kw) -> tuple[dict, _Pass]:
+    dataset = p1_set if column == "standard" else _with_occlusion(p1_set, column)
+    res = _run(dataset=dataset, indices=run_idx, **kw)
+    out = {}
+    for protocol, members in (("P1", p1_idx), ("P2", p2_idx)):
+        sel = torch.from_numpy(np.isin(res.index.numpy(), members))
+        for name, values in res.errors.items():
+            out[f"{protocol}_{column}_{name}"] = _mean(values[sel])
+        out[f"{protocol}_{column}_images"] = float(sel.sum())
+    return out, res
+
+
+def _invisible(res: _Pass, p1_idx: np.ndarray, image_size: int) -> dict[str, float]:
+    """Table 4 (right): pooled over every in-crop joint the renderer marks self-occluded."""
+    keep = torch.from_numpy(np.isin(res.index.numpy(), p1_idx))
+    p = {k: v[keep] for k, v in res.points2d.items()}
+    pred, gt = p["pred"].reshape(1, -1, 2), p["gt"].reshape(1, -1, 2)
+    threshold = PCK_FRACTION * image_size
+    out = {}
+    for name, mask in (("invisible", p["inside"] & ~p["visible"]), ("all", p["inside"])):
+        m = mask.reshape(1, -1).float()
+        out[f"{name}_mpjpe_2d_px"] = mpjpe_2d(pred, gt, m).item()
+        out[f"{name}_pck"] = 100 * pck(pred, gt, m, threshold).item()
+        out[f"{name}_joints"] = m.sum().item()
+    out["pck_threshold_px"] = threshold
+    return out
+
+
+def evaluate_protocols(model: MeshEstimator, body, kinematics: JointKinematics,
+                       data_root: str | Path, device: torch.device, *, size: int | None = None,
+                       batch_size: int = 64, limit: int = 0, suites=SUITES,
+                       degree_limit: int = 0) -> dict[str, float]:
+    """All of Sec. 4's protocols on the test split of the synthetic dataset at ``data_root``.
+
+    ``size``: the model's input side (test images are resized to it; None = as stored);
+    ``limit``: test images per suite (0 = all); ``degree_limit``: images per (kind, degree)
+    pass of Fig. 6 (0 = all). Returns flat keys (MPJPE in mm, 2D errors in pixels of the
+    stored crop, accuracy and PCK in %, F1 in 0..1):
+
+    * table1: ``{P1,P2}_{standard,bar,circle,rectangle}_{mpjpe,pa_mpjpe,mpjpe_24,images}``
+    * degrees: ``degree_{bar,circle,rectangle}_{1..5}_mpjpe``
+    * invisible: ``invisible_mpjpe_2d_px``, ``invisible_pck``, ``invisible_joints`` and the
+      same for ``all`` in-crop joints; ``pck_threshold_px``
+    * segmentation: ``seg_{fb,part,part24}_{acc,f1}``, ``seg_images``
+    """
+    unknown = set(suites) - set(SUITES)
+    if unknown:
+        raise ValueError(f"unknown evaluation suite(s) {sorted(unknown)}; choose from {SUITES}")
+    p1_set = SyntheticDataset(data_root, "test", "P1")
+    p2_rows = SyntheticDataset(data_root, "test", "P2").rows
+    image_size = int(p1_set.manifest["settings"]["size"])
+    p1_idx = _first(np.arange(len(p1_set)), limit)
+    p2_idx = _first(np.searchsorted(p1_set.rows, p2_rows), limit)
+    kw = dict(model=model, kinematics=kinematics, device=device, batch_size=batch_size,
+              size=size, image_size=image_size)
+    was_training = model.training
+    out: dict[str, float] = {}
+    try:
+        wants = set(suites)
+        if wants & {"table1", "invisible", "segmentation"}:
+            run_idx = np.union1d(p1_idx, p2_idx) if "table1" in wants else p1_idx
+            seg = p1_idx if "segmentation" in wants else None
+            metrics, res = _table1_pass(p1_set, run_idx, p1_idx, p2_idx, "standard",
+                                        with_2d="invisible" in wants, body=body, seg_keep=seg,
+                                        **kw)
+            if "table1" in wants:
+                out.update(metrics)
+            if "invisible" in wants:
+                out.update(_invisible(res, p1_idx, image_size))
+            if res.segmentation is not None:
+                out.update(res.segmentation)
+        if "table1" in wants:
+            for column in KINDS:
+                out.update(_table1_pass(p1_set, run_idx, p1_idx, p2_idx, column, **kw)[0])
+        if "degrees" in wants:
+            n = len(_first(_first(p1_idx, degree_limit), limit))
+            for kind in KINDS:
+                for degree in DEGREES:
+                    res = _run(dataset=_JointCycle(p1_set, kind, degree),
+                               indices=np.arange(n), **kw)
+                    out[f"degree_{kind}_{degree}_mpjpe"] = _mean(res.errors["mpjpe"])
+    finally:
+        model.train(was_training)
+    return out
+
+
+def evaluate_spin(model: MeshEstimator, kinematics: JointKinematics, npz: str | Path,
+                  img_root: str | Path, device: torch.device, *, size: int,
+                  batch_size: int = 64, limit: int = 0, columns=COLUMNS) -> dict[str, float]:
+    """Table 1 on a SPIN-format real test set (e.g. SPIN's ``h36m_valid_protocol1.npz``),
+    cropped to ``size`` px. Human3.6M images (camera serial in the name) give P1 and P2;
+    other sets one row ``all``. Keys ``spin_{P1,P2|all}_{column}_{mpjpe,pa_mpjpe,images}``;
+    MPJPE on the 14 joints, only images whose 3D joints have all 14 (SPIN's ``S``)."""
+    base = SpinDataset(npz, img_root, size=size)
+    view = base.view[base.rows]
+    if (view >= 0).any():
+        groups = {"P1": np.nonzero(view >= 0)[0], "P2": np.nonzero(view == FRONTAL_VIEW)[0]}
+    else:
+        groups = {"all": np.arange(len(base))}
+    groups = {k: _first(v, limit) for k, v in groups.items()}
+    run_idx = np.unique(np.concatenate(list(groups.values())))
+    was_training = model.training
+    out = {}
+    try:
+        for column in columns:
+            dataset = base if column == "standard" else _with_occlusion(base, column)
+            res = _run(model, kinematics, dataset, run_idx, device, batch_size=batch_size,
+                       size=size, image_size=size)
+            for name, members in groups.items():
+                sel = torch.from_numpy(np.isin(res.index.numpy(), members))
+                for metric in ("mpjpe", "pa_mpjpe"):
+                    out[f"spin_{name}_{column}_{metric}"] = _mean(res.errors[metric][sel])
+                out[f"spin_{name}_{column}_images"] = float(
+                    (sel & ~res.errors["mpjpe"].isnan()).sum())
+    finally:
+        model.train(was_training)
+    return out
+
+
+def load_checkpoint(path: str | Path, device: torch.device | str = "cpu"):
+    """(cfg, model in eval mode, body model) from a checkpoint written by the trainer.
+
+    ``path``: the ``checkpoint.pt`` file or the training folder holding it. A missing,
+    unreadable or foreign file raises an error that names it."""
+    from ..body.model import BodyModel
+    from ..config import ConfigError, make_config
+    from ..train.data import mean_params_for
+    from ..train.trainer import CHECKPOINT
+
+    path = Path(path)
+    if path.is_dir():
+        path = path / CHECKPOINT
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such checkpoint (hkmr train writes "
+                                f"OUT/{CHECKPOINT})")
+    try:
+        blob = torch.load(path, map_location=device, weights_only=False)
+    except Exception as err:  # truncated zip, pickle errors, not a torch file at all
+        raise ValueError(f"{path}: cannot read checkpoint ({type(err).__name__}: {err})") from None
+    if not isinstance(blob, dict) or not {"model", "config"} <= set(blob):
+        raise ValueError(f"{path}: not an hkmr checkpoint (needs 'model' and 'config' entries)")
+    try:
+        cfg = make_config(blob["config"])
+    except ConfigError as err:
+        raise ValueError(f"{path}: checkpoint config is invalid: {err}") from None
+    # the weights come from the checkpoint: never fetch ImageNet weights for the encoder
+    model_cfg = dataclasses.replace(cfg.model, pretrained=False)
+    model = MeshEstimator(model_cfg, mean_params_for(cfg))
+    try:
+        model.load_state_dict(blob["model"])
+    except RuntimeError as err:
+        raise ValueError(f"{path}: weights do not fit the model of its config: {err}") from None
+    body = BodyModel(cfg.body.model_path)
+    return cfg, model.to(device).eval(), body.to(device)

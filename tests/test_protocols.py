@@ -1,0 +1,224 @@
+"""Evaluation protocols (Sec. 4; Tables 1, 4, 5, Fig. 6) on a tiny rendered test split: an
+oracle that answers with the ground truth scores ~0 mm and ~100 %, the shared-pass shortcuts
+(P2 from P1's frontal images, one pass per occluder column) equal separate passes, the Fig. 6
+rule occludes joint LSP14[i mod 14], segmentation scores match hand-counted pixels."""
+
+import json
+import math
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+import torch
+from torch import nn
+
+from hkmr.body.joints import JointKinematics
+from hkmr.body.kinematics import JOINT_INDEX, LSP14
+from hkmr.config import load_config
+from hkmr.data.datasets import SyntheticDataset
+from hkmr.data.sampler import fit_weak_perspective
+from hkmr.eval.protocols import (COLUMNS, _JointCycle, evaluate_joints, evaluate_protocols,
+                                 load_checkpoint)
+from hkmr.eval.report import format_value, table1_markdown, write_results
+from hkmr.eval.segmentation import PART_GROUPS, TASKS, confusion, relabel, scores
+from hkmr.model.estimator import MeshEstimator
+from hkmr.model.output import RegressorOutput
+from hkmr.train.data import ensure_synthetic, mean_params_for
+
+TINY = ["data.synth_train=16", "data.synth_val=6", "data.synth_test=4", "data.synth_size=64",
+        "model.encoder=small_cnn", "train.batch_size=8", "train.steps_per_epoch=3",
+        "train.prior_corpus=500", "train.lr=1e-3", "model.prior=discriminator"]
+CPU = torch.device("cpu")
+
+
+@pytest.fixture(scope="module")
+def setup(body_model):
+    cfg = load_config(None, TINY)
+    root = ensure_synthetic(cfg.data, progress=False)
+    torch.manual_seed(0)
+    model = MeshEstimator(cfg.model, mean_params_for(cfg))
+    # batch-norm statistics of the test images, so the untrained model's output depends on
+    # its input (with the initial statistics an occluder changes it by < 1e-6 mm)
+    for module in model.modules():
+        if isinstance(module, nn.BatchNorm2d):
+            module.momentum = None
+            module.reset_running_stats()
+    test = SyntheticDataset(root, "test", "P1")
+    with torch.no_grad():
+        model.train()(torch.stack([test[i]["img"] for i in range(len(test))]))
+    return cfg, root, model.eval(), JointKinematics(body_model)
+
+
+class Oracle(nn.Module):
+    """Answers each image with the ground truth of the nearest stored test image (the camera
+    is the least-squares weak perspective of the true joints onto the true keypoints)."""
+
+    def __init__(self, dataset, kinematics):
+        super().__init__()
+        items = [dataset[i] for i in range(len(dataset))]
+        self.images = torch.stack([it["img"].flatten() for it in items])
+        self.pose = torch.stack([it["pose"].view(24, 3) for it in items])
+        self.betas = torch.stack([it["betas"] for it in items])
+        joints = kinematics(self.pose, self.betas)
+        self.cam = torch.stack([torch.as_tensor(fit_weak_perspective(
+            j.numpy(), it["keypoints"].numpy()), dtype=torch.float32)
+            for j, it in zip(joints, items)])
+
+    def forward(self, img):
+        k = torch.cdist(img.flatten(1), self.images).argmin(1)
+        return [RegressorOutput(self.betas[k], self.cam[k], pose_aa=self.pose[k])]
+
+
+def test_an_oracle_scores_zero_error_and_near_perfect_segmentation(setup, body_model):
+    cfg, root, _, kin = setup
+    oracle = Oracle(SyntheticDataset(root, "test", "P1"), kin)
+    m = evaluate_protocols(oracle, body_model, kin, root, CPU,
+                           suites=("table1", "invisible", "segmentation"))
+    for p in ("P1", "P2"):  # predicted (body frame) and true (camera frame) joints agree
+        assert m[f"{p}_standard_mpjpe"] < 0.05 and m[f"{p}_standard_mpjpe_24"] < 0.05
+        assert m[f"{p}_standard_pa_mpjpe"] < 0.05
+    assert m["P1_standard_images"] == 16 and m["P2_standard_images"] == 4
+    # weak perspective vs the renderer's full perspective: about a pixel at 64 px
+    assert m["invisible_joints"] > 0 and m["invisible_mpjpe_2d_px"] < 1.5
+    assert m["all_pck"] > 90 and m["pck_threshold_px"] == pytest.approx(0.05 * 64)
+    assert m["seg_fb_acc"] > 97 and m["seg_fb_f1"] > 0.93
+    assert m["seg_part_acc"] > 95 and m["seg_part_f1"] > 0.85
+    assert m["seg_images"] == 16
+
+
+def test_p2_and_occlusion_columns_equal_separate_passes(setup, body_model):
+    cfg, root, model, kin = setup
+    m = evaluate_protocols(model, body_model, kin, root, CPU, suites=("table1",))
+    assert set(m) == {f"{p}_{c}_{k}" for p in ("P1", "P2") for c in COLUMNS
+                      for k in ("mpjpe", "pa_mpjpe", "mpjpe_24", "images")}
+    for column in COLUMNS:
+        occ = None if column == "standard" else column
+        for p in ("P1", "P2") if column in ("standard", "rectangle") else ("P1",):
+            ref = evaluate_joints(model, kin, SyntheticDataset(root, "test", p, occlusion=occ),
+                                  CPU)
+            for k in ("mpjpe", "pa_mpjpe", "mpjpe_24"):
+                assert m[f"{p}_{column}_{k}"] == pytest.approx(ref[k], rel=1e-6), (p, column, k)
+    assert m["P1_bar_mpjpe"] != m["P1_standard_mpjpe"], "the occluder reached the model"
+
+
+def test_limit_keeps_that_many_images_per_protocol(setup, body_model):
+    cfg, root, model, kin = setup
+    m = evaluate_protocols(model, body_model, kin, root, CPU, limit=3,
+                           suites=("table1", "invisible", "segmentation"))
+    assert m["P1_standard_images"] == 3 and m["P2_rectangle_images"] == 3
+    assert m["seg_images"] == 3
+    ref = evaluate_joints(model, kin, SyntheticDataset(root, "test", "P2"), CPU, limit=3)
+    assert m["P2_standard_mpjpe"] == pytest.approx(ref["mpjpe"], rel=1e-6)
+
+
+def test_degree_curves_occlude_each_evaluation_joint_in_turn(setup, body_model):
+    cfg, root, model, kin = setup
+    p1 = SyntheticDataset(root, "test", "P1")
+    cycle = _JointCycle(p1, "circle", 2)
+    for i in range(len(p1)):
+        item = cycle[i]
+        assert item["occluded"][LSP14[i % 14]] == 1, i
+        assert torch.equal(item["keypoints"], p1[i]["keypoints"])
+    m = evaluate_protocols(model, body_model, kin, root, CPU, suites=("degrees",),
+                           degree_limit=5)
+    assert set(m) == {f"degree_{k}_{d}_mpjpe" for k in ("bar", "circle", "rectangle")
+                      for d in range(1, 6)}
+    ref = evaluate_joints(model, kin, _JointCycle(p1, "rectangle", 4), CPU, limit=5)
+    assert m["degree_rectangle_4_mpjpe"] == pytest.approx(ref["mpjpe"], rel=1e-6)
+    assert len({round(v, 4) for v in m.values()}) > 1, "degree and kind change the images"
+
+
+def test_invisible_joints_are_the_renderers_self_occluded_joints(setup, body_model):
+    cfg, root, model, kin = setup
+    m = evaluate_protocols(model, body_model, kin, root, CPU, suites=("invisible",))
+    p1 = SyntheticDataset(root, "test", "P1")
+    hidden = sum(int((p1[i]["visible"] == 0).sum()) for i in range(len(p1)))
+    assert m["invisible_joints"] == hidden and m["all_joints"] == 24 * len(p1)
+    assert 0 <= m["invisible_pck"] <= 100 and m["invisible_mpjpe_2d_px"] > 0
+
+
+def test_unknown_suite_is_refused(setup, body_model):
+    cfg, root, model, kin = setup
+    with pytest.raises(ValueError, match="unknown evaluation suite"):
+        evaluate_protocols(model, body_model, kin, root, CPU, suites=("table9",))
+
+
+# -- segmentation scores against hand-counted pixels ----------------------------------------
+def test_confusion_scores_on_a_hand_counted_case():
+    gt = torch.tensor([[0, 0, 1, 1], [0, 2, 2, 1]])
+    pred = torch.tensor([[0, 1, 1, 1], [0, 2, 0, 0]])
+    conf = confusion(pred, gt, 3)
+    assert conf.tolist() == [[2, 1, 0], [1, 2, 0], [1, 0, 1]]
+    acc, f1 = scores(conf)
+    assert acc == pytest.approx(5 / 8)
+    # F1 per class: 2TP / (2TP + FP + FN): bg 4/(4+2+1)... counted by hand
+    f1_bg, f1_1, f1_2 = 4 / 7, 4 / 6, 2 / 3
+    assert f1 == pytest.approx((f1_bg + f1_1 + f1_2) / 3)
+    assert math.isnan(scores(torch.zeros(2, 2, dtype=torch.long))[0])
+
+
+def test_part_groups_cover_every_smpl_part_once():
+    joints = [j for names in PART_GROUPS.values() for j in names]
+    assert sorted(joints) == sorted(JOINT_INDEX) and len(PART_GROUPS) == TASKS["part"] - 1
+    parts = torch.arange(25)
+    coarse = relabel(parts, "part")
+    assert coarse[0] == 0 and (coarse[1:] > 0).all()
+    name = list(PART_GROUPS)
+    assert name[coarse[JOINT_INDEX["left_elbow"] + 1] - 1] == "left_arm"
+    assert name[coarse[JOINT_INDEX["right_hip"] + 1] - 1] == "right_leg"
+    assert relabel(parts, "fb").tolist() == [0] + [1] * 24
+
+
+# -- reports and checkpoints ----------------------------------------------------------------
+def test_table1_markdown_has_the_papers_shape_for_values_and_intervals():
+    values = {f"{p}_{c}_mpjpe": 70.0 + i for i, (p, c) in enumerate(
+        (p, c) for p in ("P1", "P2") for c in COLUMNS)}
+    lines = table1_markdown(values).strip().splitlines()
+    assert lines[0] == "| MPJPE | Standard | Bar | Circle | Rectangle |"
+    assert lines[2] == "| P1 | 70.00 | 71.00 | 72.00 | 73.00 |"
+    assert lines[3].startswith("| P2 | 74.00") and len(lines) == 4
+    agg = {"P1_bar_mpjpe": (71.084, 1.2, 3), "P2_bar_mpjpe": (70.0, math.nan, 1)}
+    text = table1_markdown(agg)
+    assert "| P1 | – | 71.08 ± 1.20 (n=3) | – | – |" in text and "70.00 (n=1)" in text
+    assert format_value(float("nan")) == "–"
+
+
+def test_results_are_written_as_json_parquet_and_markdown(tmp_path):
+    metrics = {"P1_standard_mpjpe": 80.5, "P2_standard_mpjpe": float("nan"),
+               "degree_bar_1_mpjpe": 90.0}
+    paths = write_results(tmp_path, metrics, {"checkpoint": "x.pt"})
+    blob = json.loads(paths["json"].read_text())
+    assert blob["metrics"] == {"P1_standard_mpjpe": 80.5, "P2_standard_mpjpe": None,
+                               "degree_bar_1_mpjpe": 90.0}
+    table = pq.read_table(paths["parquet"]).to_pydict()
+    assert table["metric"] == list(metrics) and table["value"][0] == 80.5
+    text = paths["markdown"].read_text()
+    assert "| P1 | 80.50 |" in text and "Fig. 6" in text and paths["plot"].stat().st_size > 0
+
+
+def test_load_checkpoint_restores_the_trained_model(tmp_path, setup):
+    from hkmr.train.trainer import Trainer, TrainerHooks
+
+    cfg = load_config(None, TINY + ["train.epochs=1", "model.prior=none"])
+    trainer = Trainer(cfg, tmp_path, TrainerHooks(log=lambda m: None))
+    trainer.fit()
+    loaded_cfg, model, body = load_checkpoint(tmp_path, CPU)  # the folder works too
+    assert loaded_cfg == cfg and not model.training
+    img = torch.randn(2, 3, 64, 64)
+    trainer.module.eval()
+    with torch.no_grad():
+        torch.testing.assert_close(model(img)[-1].pose, trainer.module(img)[-1].pose)
+    assert body.num_vertices == 6890
+
+
+def test_bad_checkpoints_name_the_file(tmp_path):
+    with pytest.raises(FileNotFoundError, match="missing.pt: no such checkpoint"):
+        load_checkpoint(tmp_path / "missing.pt")
+    junk = tmp_path / "junk.pt"
+    junk.write_bytes(b"not a checkpoint")
+    with pytest.raises(ValueError, match="junk.pt: cannot read checkpoint"):
+        load_checkpoint(junk)
+    foreign = tmp_path / "foreign.pt"
+    torch.save({"weights": np.zeros(3)}, foreign)
+    with pytest.raises(ValueError, match="foreign.pt: not an hkmr checkpoint"):
+        load_checkpoint(foreign)
