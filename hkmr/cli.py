@@ -10,7 +10,8 @@ import argparse
 import importlib
 import sys
 
-COMMAND_MODULES = ("hkmr.body.commands", "hkmr.model.commands", "hkmr.data.commands")
+COMMAND_MODULES = ("hkmr.body.commands", "hkmr.model.commands", "hkmr.data.commands",
+                   "hkmr.train.commands")
 
 
 def build_parser() -> argparse.ArgumentParser:
