@@ -10,8 +10,8 @@ import argparse
 import importlib
 import sys
 
-COMMAND_MODULES = ("hkmr.body.commands", "hkmr.model.commands", "hkmr.data.commands",
-                   "hkmr.train.commands")
+COMMAND_MODULES = ("hkmr.body.commands", "hkmr.data.commands", "hkmr.model.commands",
+                   "hkmr.train.commands", "tuning.commands")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -25,7 +25,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, rest = parser.parse_known_args(argv)
+    # key=value overrides may stand anywhere after the command, also between options
+    stray = [a for a in rest if "=" not in a or a.startswith("-")]
+    if stray or (rest and not hasattr(args, "overrides")):
+        parser.error(f"unrecognized arguments: {' '.join(stray or rest)}")
+    if rest:
+        args.overrides = list(args.overrides or []) + rest
     try:
         return int(args.func(args) or 0)
     except (ValueError, FileNotFoundError) as err:  # user-facing errors: one clear line

@@ -215,13 +215,18 @@ def parse_override(text: str) -> tuple[str, Any]:
     return key.strip(), yaml.safe_load(raw) if raw.strip() else None
 
 
-def make_config(values: dict[str, Any] | None = None, overrides: list[str] = ()) -> Config:
-    """A validated config from nested or dotted ``values`` and ``key=value`` overrides."""
+Overrides = list[str] | tuple[str, ...] | dict[str, Any]
+
+
+def make_config(values: dict[str, Any] | None = None, overrides: Overrides = ()) -> Config:
+    """A validated config from nested or dotted ``values``, then overrides: ``key=value``
+    strings or a dict of dotted keys (applied in order, later wins)."""
     cfg = Config()
     for key, value in flatten(values or {}).items():
         set_key(cfg, key, value)
-    for text in overrides:
-        set_key(cfg, *parse_override(text))
+    items = overrides.items() if isinstance(overrides, dict) else map(parse_override, overrides)
+    for key, value in items:
+        set_key(cfg, key, value)
     return validate(cfg)
 
 
@@ -237,7 +242,7 @@ def preset_path(name_or_path: str | Path) -> Path:
     return path
 
 
-def load_config(path: str | Path | None = None, overrides: list[str] = ()) -> Config:
+def load_config(path: str | Path | None = None, overrides: Overrides = ()) -> Config:
     """Load a YAML file or preset name (nested sections or dotted keys), apply overrides."""
     values = {}
     if path is not None:

@@ -1,0 +1,227 @@
+"""The Ray platform on real local Ray: sweeps, aggregation, fault tolerance, resume, NaN
+trials, two-node placement, cluster manifests. Slow: each test starts Ray."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+import yaml
+
+from hkmr.config import ConfigError
+
+TINY = {"data.synth_train": 8, "data.synth_val": 4, "data.synth_test": 4, "data.synth_size": 64,
+        "model.encoder": "small_cnn", "model.prior": "none", "train.batch_size": 4,
+        "train.steps_per_epoch": 2, "train.epochs": 2, "model.embed_dim": 16,
+        "model.head_hidden": 16}
+
+
+def write_experiment(tmp_path: Path, configurations: dict, **preset) -> Path:
+    spec = {"name": "mini", "title": "Mini sweep", "configurations": configurations,
+            "tables": [{"title": "MPJPE (mm)", "columns": list(configurations),
+                        "metric": "mpjpe"}],
+            "presets": {"smoke": {"config": "smoke", "seeds": 2, "overrides": TINY,
+                                  "eval_limit": 8, "suites": ["table1"], **preset}}}
+    path = tmp_path / "mini.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    return path
+
+
+@pytest.fixture
+def ray_local():
+    import ray
+
+    ray.init(num_cpus=2, include_dashboard=False)
+    yield
+    ray.shutdown()
+
+
+@pytest.mark.slow
+def test_sweep_two_configurations_two_seeds_gives_four_trials_and_a_ci_table(
+        tmp_path, ray_local):
+    from tuning.sweep import run_sweep
+
+    exp = write_experiment(tmp_path, {"HMR": {"model.regressor": "hmr"},
+                                      "HKMR": {"model.regressor": "hkmr"}})
+    grid, out = run_sweep(exp, "smoke", storage=tmp_path / "store",
+                          results_dir=tmp_path / "results")
+    table = pq.read_table(out / "trials.parquet").to_pylist()
+    assert len(table) == 4
+    assert sorted((r["configuration"], r["seed"]) for r in table) == [
+        ("HKMR", 0), ("HKMR", 1), ("HMR", 0), ("HMR", 1)]
+    assert all(r["status"] == "ok" for r in table)
+    assert all(len(json.loads(r["epochs_json"])) == 2 for r in table)
+    text = (out / "tables.md").read_text()
+    assert "| P1 |" in text and "(n=2)" in text and " ± " in text
+    assert "Trials: 4 ok" in text
+
+
+@pytest.mark.slow
+def test_nan_trial_is_recorded_as_failed_and_the_sweep_completes(tmp_path, ray_local):
+    import torch
+
+    from hkmr.model.priors import PoseVAE
+    from tuning.sweep import run_sweep
+
+    vae = PoseVAE()
+    with torch.no_grad():
+        vae.encoder[0].weight.fill_(float("nan"))  # a corrupted prior checkpoint
+    bad = tmp_path / "bad_vae.pt"
+    vae.save(bad)
+    exp = write_experiment(tmp_path, {"good": {}, "corrupt prior": {
+        "model.prior": "vae", "model.vae_checkpoint": str(bad)}}, seeds=1)
+    _, out = run_sweep(exp, "smoke", storage=tmp_path / "store",
+                       results_dir=tmp_path / "results")
+    rows = {r["configuration"]: r for r in pq.read_table(out / "trials.parquet").to_pylist()}
+    assert rows["good"]["status"] == "ok"
+    assert rows["corrupt prior"]["status"] == "failed"
+    assert "term 'prior'" in rows["corrupt prior"]["error"]
+    text = (out / "tables.md").read_text()
+    assert "1 failed" in text and "corrupt prior" in text and "term 'prior'" in text
+
+
+@pytest.mark.slow
+def test_train_worker_that_raises_once_resumes_without_losing_epochs(tmp_path, ray_local):
+    from tuning.sweep import run_sweep
+
+    exp = write_experiment(tmp_path, {"HKMR": {}}, seeds=1, workers_per_trial=1)
+    grid, out = run_sweep(exp, "smoke", storage=tmp_path / "store",
+                          results_dir=tmp_path / "results",
+                          overrides=["train.epochs=3"],
+                          extra_run={"fail_once_at_epoch": 2,
+                                     "marker_dir": str(tmp_path / "markers")})
+    assert list((tmp_path / "markers").iterdir()), "the failure was injected"
+    (result,) = list(grid)
+    assert result.error is None
+    frame = result.metrics_dataframe
+    epochs = frame[frame["final"] != 1]["epoch"].tolist() if "final" in frame else []
+    assert sorted(set(epochs)) == [1, 2, 3]
+    assert result.metrics["final"] == 1 and result.metrics["epoch"] == 3
+    assert result.metrics["step"] == 3 * TINY["train.steps_per_epoch"], "no epoch trained twice"
+
+
+def _finished_trials(folder: Path) -> list[Path]:
+    done = []
+    for trial in folder.glob("hkmr_trial_*"):
+        result = trial / "result.json"
+        if result.exists() and any(json.loads(line).get("final") == 1
+                                   for line in result.read_text().splitlines() if line):
+            done.append(trial)
+    return done
+
+
+@pytest.mark.slow
+def test_killed_driver_resumes_without_rerunning_finished_trials(tmp_path):
+    exp = write_experiment(tmp_path, {"a": {}, "b": {"model.embed_dim": 8},
+                                      "c": {"model.embed_dim": 12}}, seeds=1)
+    store = tmp_path / "store"
+    cmd = [sys.executable, "-m", "hkmr.cli", "sweep", str(exp), "--storage", str(store),
+           "--results", str(tmp_path / "results"), "--max-concurrent", "1"]
+    env = dict(os.environ)
+    proc = subprocess.Popen(cmd, start_new_session=True, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, env=env)
+    folder = store / "mini-smoke"
+    deadline = time.time() + 300
+    while time.time() < deadline and not _finished_trials(folder):
+        time.sleep(1)
+    os.killpg(proc.pid, signal.SIGKILL)  # the driver and the Ray it started die mid-sweep
+    proc.wait()
+    subprocess.run(["ray", "stop", "--force"], capture_output=True,
+                   env={**env, "PATH": f"{Path(sys.executable).parent}:{env['PATH']}"})
+    finished = _finished_trials(folder)
+    assert finished, "a trial finished before the kill"
+    before = {t.name: (t / "result.json").read_text() for t in finished}
+    done = subprocess.run(cmd + ["--resume"], capture_output=True, text=True, env=env)
+    assert done.returncode == 0, done.stderr[-2000:]
+    rows = pq.read_table(tmp_path / "results" / "mini" / "smoke" / "trials.parquet").to_pylist()
+    assert sorted(r["configuration"] for r in rows) == ["a", "b", "c"], "no duplicates"
+    assert all(r["status"] == "ok" for r in rows)
+    for name, text in before.items():  # finished trials were not run again
+        assert (folder / name / "result.json").read_text() == text
+
+
+@pytest.mark.slow
+def test_sweep_on_a_two_node_cluster_places_trials_on_both_nodes(tmp_path):
+    import ray
+    from ray.cluster_utils import Cluster
+
+    from tuning.sweep import run_sweep
+
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0})
+    nodes = [cluster.add_node(num_cpus=1) for _ in range(2)]
+    cluster.wait_for_nodes()
+    try:
+        exp = write_experiment(tmp_path, {"HMR": {"model.regressor": "hmr"},
+                                          "HKMR": {}}, seeds=1)
+        ray.init(address=cluster.address)
+        _, out = run_sweep(exp, "smoke", storage=tmp_path / "store",
+                           results_dir=tmp_path / "results", address=cluster.address)
+        rows = pq.read_table(out / "trials.parquet").to_pylist()
+        assert {r["node_id"] for r in rows} == {n.node_id for n in nodes}
+    finally:
+        ray.shutdown()
+        cluster.shutdown()
+
+
+def test_bad_experiments_and_overrides_are_rejected_before_ray_starts(tmp_path):
+    import ray
+
+    from tuning.sweep import plan_sweep
+
+    exp = write_experiment(tmp_path, {"a": {"model.passes": "sideways"}})
+    with pytest.raises(ConfigError, match="model.passes='sideways' is not allowed"):
+        plan_sweep(exp)
+    good = write_experiment(tmp_path, {"a": {}})
+    with pytest.raises(ConfigError, match="model.outer_iters=0 is out of range"):
+        plan_sweep(good, overrides=["model.outer_iters=0"])
+    with pytest.raises(ConfigError, match="unknown preset 'huge'"):
+        plan_sweep(good, preset="huge")
+    with pytest.raises(ConfigError, match="unknown experiment 'table9'"):
+        plan_sweep("table9")
+    assert not ray.is_initialized()
+
+
+def test_shipped_experiments_resolve_for_every_preset():
+    from tuning.space import load_experiment
+
+    for name in ("table1", "table2", "table3", "loss_weights", "choose_iterations"):
+        exp = load_experiment(name)
+        assert set(exp.presets) == {"smoke", "cpu", "paper"}
+        assert exp.presets["cpu"].seeds >= 3 or exp.is_search
+    table3 = load_experiment("table3")
+    cfg = table3.resolve("paper", "T3 P4")
+    assert (cfg.model.outer_iters, cfg.model.inner_iters, cfg.model.encoder) == (3, 4, "resnet50")
+
+
+def test_cluster_manifests_parse_and_name_commands_that_exist():
+    import shlex
+
+    from hkmr.cli import build_parser
+    from tuning.sweep import plan_sweep
+
+    root = Path(__file__).parents[1] / "cluster"
+    commands = []
+    for path in root.glob("*.yaml"):
+        docs = list(yaml.safe_load_all(path.read_text()))
+        assert docs and all(isinstance(d, dict) for d in docs), path
+        text = path.read_text()
+        commands += [line.split("--", 1)[1] if line.strip().startswith("ray job submit")
+                     else line for line in text.splitlines() if "hkmr sweep" in line]
+    for doc in yaml.safe_load_all((root / "kuberay-rayjob.yaml").read_text()):
+        commands.append(doc["spec"]["entrypoint"])
+    assert commands
+    for line in commands:
+        words = shlex.split(line[line.index("hkmr sweep"):].rstrip("\\ "))
+        args = build_parser().parse_args(words[1:])
+        plan_sweep(args.experiment, args.preset)  # experiment and preset exist
+    readme = (root / "README.md").read_text()
+    assert "hkmr sweep" in readme and "--address auto" in readme
+    check = subprocess.run(["bash", "-n", str(root / "local_cluster.sh")], capture_output=True)
+    assert check.returncode == 0, check.stderr

@@ -1,0 +1,76 @@
+"""``hkmr sweep``, ``hkmr report`` and ``hkmr choose-iterations`` (Ray is imported lazily)."""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+from pathlib import Path
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--preset", default="smoke", help="smoke (minutes, CPU), cpu (about an "
+                   "hour, CPU) or paper (GPU cluster)")
+    p.add_argument("--seeds", type=int, help="seeds per configuration (default: the preset's)")
+    p.add_argument("--address", help="Ray cluster address ('auto' or HOST:PORT); default: "
+                   "start a local Ray sized to this machine")
+    p.add_argument("--storage", help="where Ray keeps trials and checkpoints: a folder, shared "
+                   "by all nodes on a cluster (NFS), or a URI such as s3://bucket/path "
+                   "(default: ./ray_results or $HKMR_STORAGE)")
+    p.add_argument("--max-concurrent", type=int, help="trials at once (default: CPUs / "
+                   "CPUs per trial)")
+    p.add_argument("--results", default="results", help="folder for the aggregated tables")
+    p.add_argument("--name", help="sweep name under the storage (default: EXPERIMENT-PRESET)")
+    p.add_argument("overrides", nargs="*", metavar="key=value",
+                   help="config overrides applied to every trial, e.g. train.epochs=2")
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    sweep = sub.add_parser("sweep", help="run an experiment's trials on Ray Tune and "
+                           "aggregate the paper-shaped tables")
+    sweep.add_argument("experiment", help="table1, table2, table3, loss_weights, "
+                       "choose_iterations, or a YAML file")
+    _common(sweep)
+    sweep.add_argument("--resume", action="store_true",
+                       help="continue an interrupted sweep: finished trials are kept, "
+                       "unfinished ones continue from their checkpoints")
+    sweep.set_defaults(func=_sweep)
+    report = sub.add_parser("report", help="aggregate a sweep folder into Parquet, "
+                            "Markdown tables and plots")
+    report.add_argument("sweep_dir", type=Path, help="STORAGE/NAME of a sweep")
+    report.add_argument("--results", default="results")
+    report.set_defaults(func=_report)
+    choose = sub.add_parser("choose-iterations", help="choose the outer/inner iterations "
+                            "with Optuna + ASHA, seeds and measured latency")
+    _common(choose)
+    choose.set_defaults(func=_choose)
+
+
+def _command() -> str:
+    return shlex.join(["hkmr", *sys.argv[1:]])
+
+
+def _sweep(args: argparse.Namespace) -> None:
+    from .sweep import run_sweep
+
+    _, out = run_sweep(args.experiment, args.preset, args.seeds, args.address, args.storage,
+                       args.max_concurrent, args.resume, args.overrides, args.name,
+                       args.results, command=_command())
+    print(f"results: {out}/tables.md")
+    print((out / "tables.md").read_text())
+
+
+def _report(args: argparse.Namespace) -> None:
+    from .report import report_sweep
+
+    out = report_sweep(args.sweep_dir, args.results)
+    print((out / "tables.md").read_text())
+
+
+def _choose(args: argparse.Namespace) -> None:
+    from .choose import choose_iterations
+
+    decision = choose_iterations(args.preset, args.seeds, args.address, args.storage,
+                                 args.max_concurrent, args.overrides, args.results,
+                                 command=_command())
+    print(decision.read_text())

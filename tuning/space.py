@@ -1,0 +1,164 @@
+"""Experiments: which configurations a sweep trains, with which presets and seeds.
+
+An experiment is a YAML file (``tuning/experiments/*.yaml``) written in the config
+vocabulary of :mod:`hkmr.config` (dotted keys such as ``model.outer_iters``):
+
+* ``base``: keys shared by every trial;
+* ``configurations``: named sets of keys (the columns or rows of the paper's table), trained
+  as a grid of configurations x seeds; or ``search``: distributions of keys for Optuna
+  (``choice``, ``uniform``, ``loguniform``, ``randint``);
+* ``tables``: how the aggregated metrics are laid out (see :mod:`tuning.aggregate`);
+* ``presets``: ``smoke`` (this machine, minutes), ``cpu`` (this machine, about an hour),
+  ``paper`` (GPU cluster) — the hkmr config preset they start from, seeds, overrides, how much
+  of the test set to evaluate, and the resources of a trial.
+
+Everything is resolved and validated before Ray starts, so a bad experiment or override
+fails at once with the key and value.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from hkmr.config import Config, ConfigError, load_config, parse_override
+
+EXPERIMENTS_DIR = Path(__file__).parent / "experiments"
+ALL_SUITES = ("table1", "degrees", "invisible", "segmentation")
+_DISTRIBUTIONS = ("choice", "uniform", "loguniform", "randint")
+
+
+@dataclass
+class Preset:
+    config: str  # an hkmr preset name (smoke, cpu, paper) or a config file
+    seeds: int = 3
+    samples: int = 0  # trials of a search experiment
+    candidates: int = 3  # choose_iterations: leading (T, P) re-run with seeds
+    overrides: dict[str, Any] = field(default_factory=dict)
+    eval_limit: int = 0  # test images per evaluation suite, 0 = all
+    degree_limit: int = 0  # test images per degree-of-occlusion pass, 0 = all
+    suites: list[str] = field(default_factory=lambda: list(ALL_SUITES))
+    workers_per_trial: int = 0  # 0: train in the trial process; >= 1: a Ray Train TorchTrainer
+    use_gpu: bool = False
+    cpus_per_trial: float = 1.0
+    max_failures: int = 2  # retries of a crashed trial (it resumes from its checkpoint)
+    grace_epochs: int = 1  # ASHA: epochs before a search trial may be stopped
+
+
+@dataclass
+class Experiment:
+    name: str
+    title: str
+    path: Path
+    metric: str = "val_mpjpe"
+    base: dict[str, Any] = field(default_factory=dict)
+    configurations: dict[str, dict[str, Any]] = field(default_factory=dict)
+    search: dict[str, dict[str, list]] = field(default_factory=dict)
+    tables: list[dict] = field(default_factory=list)
+    plots: list[str] = field(default_factory=list)
+    presets: dict[str, Preset] = field(default_factory=dict)
+
+    @property
+    def is_search(self) -> bool:
+        return bool(self.search)
+
+    def preset(self, name: str) -> Preset:
+        if name not in self.presets:
+            raise ConfigError(f"experiment {self.name}: unknown preset {name!r}; choose one of "
+                              f"{', '.join(self.presets)}")
+        return self.presets[name]
+
+    def resolve(self, preset: str, configuration: str | None = None, seed: int = 0,
+                search_values: dict[str, Any] | None = None,
+                overrides: dict[str, Any] | None = None) -> Config:
+        """The full, validated hkmr config of one trial. Later wins: the preset's config file,
+        ``base``, the preset's overrides, the configuration (or searched values), then the
+        command line's overrides."""
+        p = self.preset(preset)
+        values = dict(self.base)
+        values.update(p.overrides)
+        if configuration is not None:
+            values.update(self.configurations[configuration])
+        values.update(search_values or {})
+        values.update(overrides or {})
+        values["seed"] = seed
+        return load_config(p.config, values)
+
+
+def experiment_path(name_or_path: str | Path) -> Path:
+    path = Path(name_or_path)
+    if path.exists():
+        return path
+    named = EXPERIMENTS_DIR / f"{name_or_path}.yaml"
+    if named.exists():
+        return named
+    known = ", ".join(sorted(p.stem for p in EXPERIMENTS_DIR.glob("*.yaml")))
+    raise ConfigError(f"unknown experiment {str(name_or_path)!r}: not a file and not one of {known}")
+
+
+def load_experiment(name_or_path: str | Path) -> Experiment:
+    """Read and validate an experiment: every configuration of every preset must resolve."""
+    path = experiment_path(name_or_path)
+    raw = yaml.safe_load(path.read_text()) or {}
+    known = {f.name for f in dataclasses.fields(Experiment)} - {"path"}
+    unknown = set(raw) - known
+    if unknown:
+        raise ConfigError(f"{path}: unknown experiment keys {sorted(unknown)}; known: "
+                          f"{sorted(known)}")
+    presets = {}
+    preset_keys = {f.name for f in dataclasses.fields(Preset)}
+    for name, values in (raw.pop("presets", None) or {}).items():
+        bad = set(values) - preset_keys
+        if bad:
+            raise ConfigError(f"{path}: preset {name}: unknown keys {sorted(bad)}; known: "
+                              f"{sorted(preset_keys)}")
+        presets[name] = Preset(**values)
+    exp = Experiment(path=path, presets=presets, **{"name": path.stem, "title": path.stem, **raw})
+    if bool(exp.configurations) == bool(exp.search):
+        raise ConfigError(f"{path}: give either 'configurations' or 'search'")
+    for key, dist in exp.search.items():
+        if len(dist) != 1 or next(iter(dist)) not in _DISTRIBUTIONS:
+            raise ConfigError(f"{path}: search.{key} must be one of {_DISTRIBUTIONS}, got {dist}")
+    for table in exp.tables:
+        for name in _table_configurations(table):
+            if name not in exp.configurations:
+                raise ConfigError(f"{path}: table '{table.get('title')}' names unknown "
+                                  f"configuration {name!r}")
+    for preset_name, preset in exp.presets.items():
+        bad = set(preset.suites) - set(ALL_SUITES)
+        if bad:
+            raise ConfigError(f"{path}: preset {preset_name}: unknown suites {sorted(bad)}")
+        for configuration, values in _examples(exp):
+            try:
+                exp.resolve(preset_name, configuration, search_values=values)
+            except ConfigError as err:
+                raise ConfigError(f"{path}: preset {preset_name}, configuration "
+                                  f"{configuration or values}: {err}") from None
+    return exp
+
+
+def _table_configurations(table: dict) -> list[str]:
+    names = table.get("rows" if table.get("layout") == "rows_are_configurations" else "columns",
+                      [])
+    return list(names.values()) if isinstance(names, dict) else list(names)
+
+
+def _examples(exp: Experiment):
+    """Every grid configuration, or the corners of the search space, for validation."""
+    if exp.configurations:
+        return [(name, None) for name in exp.configurations]
+    options = []
+    for key, dist in exp.search.items():
+        kind, args = next(iter(dist.items()))
+        options.append([(key, v) for v in (args if kind == "choice" else [args[0], args[-1]])])
+    return [(None, dict(combo)) for combo in itertools.product(*options)]
+
+
+def parse_overrides(texts: list[str]) -> dict[str, Any]:
+    """``["model.embed_dim=64", ...]`` -> ``{"model.embed_dim": 64}`` (validated later)."""
+    return dict(parse_override(t) for t in texts)

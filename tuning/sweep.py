@@ -1,0 +1,214 @@
+"""``hkmr sweep``: an experiment's trials as a Ray Tune run, then the aggregated tables.
+
+The driver (1) resolves and validates every trial config before Ray starts, (2) connects to a
+cluster (``--address``) or starts an embedded local Ray sized to the machine, (3) prepares
+what every trial shares once — the synthetic dataset and the VAE prior, in ``$HKMR_CACHE`` —
+(4) runs the trials with ``ray.tune.Tuner`` (grid x seeds, or Optuna search + ASHA), or
+continues an interrupted run with ``Tuner.restore``, and (5) aggregates the results into
+``results/<experiment>/<preset>/``. Scheduling, retries and result storage are Ray's.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import math
+import os
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from hkmr.config import ConfigError
+from hkmr.io import atomic_path
+
+from .space import Experiment, load_experiment, parse_overrides
+from .trainable import hkmr_trial, trial_resources
+
+SWEEP_FILE = "hkmr_sweep.json"
+
+
+@dataclass
+class SweepPlan:
+    experiment: Experiment
+    preset: str
+    name: str
+    storage: Path | str
+    param_space: dict[str, Any]
+    run: dict[str, Any]
+    num_samples: int
+    max_concurrent: int | None
+
+
+def _is_uri(storage: str) -> bool:
+    return "://" in storage
+
+
+def _search_space(exp: Experiment) -> dict[str, Any]:
+    from ray import tune
+
+    space = {}
+    for key, dist in exp.search.items():
+        kind, args = next(iter(dist.items()))
+        space[key] = getattr(tune, kind)(args) if kind == "choice" else getattr(tune, kind)(*args)
+    return space
+
+
+def plan_sweep(experiment: str | Path, preset: str = "smoke", seeds: int | None = None,
+               storage: str | Path | None = None, overrides: list[str] = (),
+               name: str | None = None, max_concurrent: int | None = None,
+               extra_run: dict | None = None) -> SweepPlan:
+    """Everything a sweep needs, validated (no Ray involved)."""
+    exp = load_experiment(experiment)
+    p = exp.preset(preset)
+    cli = parse_overrides(list(overrides))
+    n_seeds = seeds if seeds is not None else p.seeds
+    if n_seeds < 1:
+        raise ConfigError(f"--seeds must be >= 1, got {n_seeds}")
+    for configuration in exp.configurations or [None]:  # validate the overrides now
+        exp.resolve(preset, configuration, overrides=cli)
+    storage = storage or os.environ.get("HKMR_STORAGE") or "ray_results"
+    storage = storage if _is_uri(str(storage)) else Path(storage).expanduser().resolve()
+    name = name or f"{exp.name}-{preset}"
+    run = {"experiment": exp.name, "experiment_path": str(exp.path.resolve()),
+           "preset": preset, "overrides": cli, "storage": str(storage),
+           "eval_limit": p.eval_limit, "degree_limit": p.degree_limit, "suites": p.suites,
+           "workers_per_trial": p.workers_per_trial, "use_gpu": p.use_gpu,
+           "cpus_per_trial": p.cpus_per_trial, "max_failures": p.max_failures,
+           **(extra_run or {})}
+    if exp.is_search:
+        from ray import tune
+
+        space = {**_search_space(exp), "seed": 0}
+        samples = p.samples or 8
+        if n_seeds > 1:
+            space["seed"] = tune.grid_search(list(range(n_seeds)))
+    else:
+        from ray import tune
+
+        space = {"_configuration": tune.grid_search(list(exp.configurations)),
+                 "seed": tune.grid_search(list(range(n_seeds)))}
+        samples = 1
+    space["_run"] = run
+    return SweepPlan(exp, preset, name, storage, space, run, samples, max_concurrent)
+
+
+def _init_ray(address: str | None, cpus: int | None = None) -> None:
+    import ray
+
+    if ray.is_initialized():
+        return
+    env = {"RAY_TRAIN_HEALTH_CHECK_INTERVAL_S": os.environ.get(
+        "RAY_TRAIN_HEALTH_CHECK_INTERVAL_S", "0.2")}
+    os.environ.update(env)
+    if address:
+        ray.init(address=address, runtime_env={"env_vars": env})
+    else:
+        ray.init(num_cpus=cpus or os.cpu_count(), runtime_env={"env_vars": env},
+                 include_dashboard=False)
+
+
+def prepare_shared(plan: SweepPlan) -> None:
+    """Build what all trials share once, before any trial starts: the synthetic dataset and
+    the default VAE prior (both cached in $HKMR_CACHE, keyed by their settings)."""
+    from hkmr.train.data import ensure_synthetic
+    from hkmr.train.priors import default_vae
+
+    exp, seen = plan.experiment, set()
+    for configuration in exp.configurations or [None]:
+        cfg = exp.resolve(plan.preset, configuration, overrides=plan.run["overrides"])
+        key = (json.dumps(cfg.data.__dict__, sort_keys=True), cfg.model.prior,
+               cfg.train.prior_corpus)
+        if key in seen:
+            continue
+        seen.add(key)
+        ensure_synthetic(cfg.data)
+        if cfg.model.prior == "vae" and not cfg.model.vae_checkpoint:
+            default_vae(cfg.train.prior_corpus)
+
+
+def _git_revision() -> str | None:
+    try:
+        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
+                              text=True, cwd=Path(__file__).parent, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return None
+
+
+def _write_sweep_file(plan: SweepPlan, seeds: int, command: str) -> None:
+    if _is_uri(str(plan.storage)):
+        return
+    folder = Path(plan.storage) / plan.name
+    folder.mkdir(parents=True, exist_ok=True)
+    info = {"experiment": plan.experiment.name, "preset": plan.preset, "seeds": seeds,
+            "command": command, "git_revision": _git_revision(),
+            "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            "run": plan.run}
+    with atomic_path(folder / SWEEP_FILE) as tmp:
+        tmp.write_text(json.dumps(info, indent=2) + "\n")
+
+
+def tuner_for(plan: SweepPlan, resume: bool):
+    from ray import tune
+    from ray.tune.schedulers import ASHAScheduler
+    from ray.tune.search.optuna import OptunaSearch
+
+    trainable = tune.with_resources(hkmr_trial, trial_resources(plan.run))
+    path = f"{plan.storage}/{plan.name}" if _is_uri(str(plan.storage)) else \
+        str(Path(plan.storage) / plan.name)
+    if resume:
+        if not tune.Tuner.can_restore(path):
+            raise FileNotFoundError(f"--resume: no sweep to continue at {path}")
+        return tune.Tuner.restore(path, trainable=trainable, resume_unfinished=True,
+                                  resume_errored=True)
+    exp, preset = plan.experiment, plan.experiment.preset(plan.preset)
+    tune_config = {"num_samples": plan.num_samples,
+                   "max_concurrent_trials": plan.max_concurrent}
+    if exp.is_search:
+        epochs = exp.resolve(plan.preset, overrides=plan.run["overrides"]).train.epochs
+        tune_config.update(
+            metric=exp.metric, mode="min",
+            search_alg=OptunaSearch(seed=0),
+            scheduler=ASHAScheduler(max_t=epochs + 1, grace_period=preset.grace_epochs,
+                                    reduction_factor=2))
+    return tune.Tuner(
+        trainable, param_space=plan.param_space, tune_config=tune.TuneConfig(**tune_config),
+        run_config=tune.RunConfig(
+            name=plan.name, storage_path=str(plan.storage), verbose=1,
+            failure_config=tune.FailureConfig(max_failures=preset.max_failures),
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=1)))
+
+
+def run_sweep(experiment: str | Path, preset: str = "smoke", seeds: int | None = None,
+              address: str | None = None, storage: str | Path | None = None,
+              max_concurrent: int | None = None, resume: bool = False,
+              overrides: list[str] = (), name: str | None = None,
+              results_dir: str | Path | None = "results", cpus: int | None = None,
+              extra_run: dict | None = None, command: str | None = None):
+    """Plan, run (or resume) and aggregate a sweep; returns (ResultGrid, output folder)."""
+    import ray
+
+    from .aggregate import aggregate_grid
+
+    plan = plan_sweep(experiment, preset, seeds, storage, overrides, name, max_concurrent,
+                      extra_run)
+    _init_ray(address, cpus)
+    if plan.max_concurrent is None:
+        per_trial = max(plan.run["cpus_per_trial"], 1e-3)
+        plan.max_concurrent = max(1, math.floor(ray.cluster_resources().get("CPU", 1) / per_trial))
+    prepare_shared(plan)
+    seeds_used = seeds if seeds is not None else plan.experiment.preset(preset).seeds
+    if not resume:
+        _write_sweep_file(plan, seeds_used, command or "")
+    grid = tuner_for(plan, resume).fit()
+    out = None
+    if results_dir is not None:
+        out = aggregate_grid(grid, plan.experiment, plan.preset,
+                             Path(results_dir) / plan.experiment.name / plan.preset,
+                             sweep_info=_read_sweep_file(plan))
+    return grid, out
+
+
+def _read_sweep_file(plan: SweepPlan) -> dict:
+    path = Path(str(plan.storage)) / plan.name / SWEEP_FILE
+    return json.loads(path.read_text()) if path.exists() else {}

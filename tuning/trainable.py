@@ -1,0 +1,186 @@
+"""One Ray Tune trial: one configuration x one seed, trained by the plain hkmr trainer.
+
+``workers_per_trial = 0``: the trainer runs inside the trial process (cheap CPU trials; one
+process start-up instead of a Ray Train controller and worker group).
+``workers_per_trial >= 1``: the trial builds a Ray Train ``TorchTrainer`` (DDP over gloo on
+CPU, NCCL on GPU) whose workers run the same trainer; ``TuneReportCallback`` forwards rank 0's
+metrics to Tune. Its run name is stable per trial, so a retried trial resumes its training.
+
+Both paths report the same metrics every epoch with a checkpoint Ray can resume from, then a
+final report with the paper's evaluation protocols on the test split. A trial whose loss
+becomes non-finite reports ``failed = 1`` and the error, and ends; the sweep goes on.
+"""
+
+from __future__ import annotations
+
+import math
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from hkmr.config import Config
+from hkmr.train.trainer import NonFiniteLossError, Trainer, TrainerHooks
+
+from .space import load_experiment
+
+
+def resolve_trial(config: dict[str, Any]) -> tuple[Config, dict[str, Any]]:
+    """The hkmr config and the run settings of a trial from its Tune config."""
+    run = config["_run"]
+    exp = load_experiment(run["experiment_path"])
+    search = {k: v for k, v in config.items() if not k.startswith("_") and k != "seed"}
+    cfg = exp.resolve(run["preset"], config.get("_configuration"), config.get("seed", 0),
+                      search_values=search, overrides=run.get("overrides"))
+    if not cfg.train.threads:
+        cfg.train.threads = max(1, math.floor(run.get("cpus_per_trial", 1)))
+    return cfg, run
+
+
+def _numeric(metrics: dict) -> dict:
+    return {k: v for k, v in metrics.items() if isinstance(v, (int, float, str))}
+
+
+def _node_id() -> str:
+    import ray
+
+    return ray.get_runtime_context().get_node_id()
+
+
+def _restore(checkpoint, out_dir: Path) -> None:
+    """Copy a Ray checkpoint's files into the trainer's folder, where it resumes from them."""
+    if checkpoint is None:
+        return
+    with checkpoint.as_directory() as src:
+        for item in Path(src).iterdir():
+            shutil.copy2(item, out_dir / item.name)
+
+
+class _FailOnce:
+    """Chaos switch for fault-tolerance tests: raise once after the report of an epoch,
+    remembered by a marker file so the retried trial goes on."""
+
+    def __init__(self, run: dict, trial_id: str):
+        epoch = run.get("fail_once_at_epoch")
+        self.epoch = epoch
+        self.marker = Path(run.get("marker_dir", tempfile.gettempdir())) / f"failed-{trial_id}"
+
+    def __call__(self, epoch: int) -> None:
+        if self.epoch and epoch == self.epoch and not self.marker.exists():
+            self.marker.parent.mkdir(parents=True, exist_ok=True)
+            self.marker.touch()
+            raise RuntimeError(f"injected failure after epoch {epoch} (fail_once_at_epoch)")
+
+
+def final_metrics(trainer: Trainer, cfg: Config, run: dict) -> dict[str, float]:
+    """The paper's protocols on the test split (:func:`hkmr.eval.protocols.evaluate_protocols`)."""
+    from hkmr.eval.protocols import evaluate_protocols
+    from hkmr.train.data import ensure_synthetic
+
+    return evaluate_protocols(trainer.module, trainer.body, trainer.kinematics,
+                              ensure_synthetic(cfg.data, progress=False), trainer.device,
+                              batch_size=cfg.train.batch_size, limit=run.get("eval_limit", 0),
+                              suites=tuple(run.get("suites", ())),
+                              degree_limit=run.get("degree_limit", 0))
+
+
+def _train_and_report(cfg: Config, run: dict, hooks: TrainerHooks, report, checkpoint,
+                      trial_id: str, is_main: bool) -> None:
+    """Shared by both paths: restore, train (reporting every epoch), evaluate, report."""
+    fail_once = _FailOnce(run, trial_id)
+    with tempfile.TemporaryDirectory(prefix="hkmr-trial-") as tmp:
+        out_dir = Path(tmp)
+        _restore(checkpoint, out_dir)
+
+        def on_epoch(metrics: dict, path: Path | None) -> None:
+            report({**_numeric(metrics), "failed": 0, "node_id": _node_id()},
+                   path.parent if path else None)
+            fail_once(metrics["epoch"])
+
+        hooks.report = on_epoch
+        try:
+            trainer = Trainer(cfg, out_dir, hooks)
+            last = trainer.fit()
+        except NonFiniteLossError as err:
+            report({"failed": 1, "error": str(err), "epoch": -1, "node_id": _node_id(),
+                    "val_mpjpe": float("nan")}, None)
+            return
+        final = final_metrics(trainer, cfg, run) if is_main and run.get("suites") else {}
+        report({**_numeric(last), **final, "failed": 0, "final": 1, "node_id": _node_id()},
+               None)
+
+
+def hkmr_trial(config: dict[str, Any]) -> None:
+    """The Tune function trainable."""
+    from ray import tune
+
+    cfg, run = resolve_trial(config)
+    if run.get("workers_per_trial", 0) >= 1:
+        return _fit_torch_trainer(config, run)
+    ctx = tune.get_context()
+
+    def report(metrics: dict, directory: Path | None) -> None:
+        checkpoint = tune.Checkpoint.from_directory(directory) if directory else None
+        tune.report(metrics, checkpoint=checkpoint)
+
+    _train_and_report(cfg, run, TrainerHooks(), report, tune.get_checkpoint(),
+                      ctx.get_trial_id(), True)
+
+
+def _train_worker(config: dict[str, Any]) -> None:
+    """Runs on every Ray Train worker."""
+    import ray.train
+    import ray.train.torch
+
+    cfg, run = resolve_trial(config)
+    ctx = ray.train.get_context()
+    rank, world = ctx.get_world_rank(), ctx.get_world_size()
+    hooks = TrainerHooks(
+        prepare_model=ray.train.torch.prepare_model,
+        prepare_loader=lambda loader: ray.train.torch.prepare_data_loader(
+            loader, add_dist_sampler=False),
+        rank=rank, world_size=world, device=ray.train.torch.get_device(),
+        log=print if rank == 0 else (lambda msg: None))
+
+    def report(metrics: dict, directory: Path | None) -> None:
+        checkpoint = (ray.train.Checkpoint.from_directory(directory)
+                      if directory and rank == 0 else None)
+        ray.train.report(metrics, checkpoint=checkpoint)
+
+    _train_and_report(cfg, run, hooks, report, ray.train.get_checkpoint(),
+                      config["_trial_id"], rank == 0)
+
+
+def _fit_torch_trainer(config: dict[str, Any], run: dict) -> None:
+    import ray.train
+    from ray import tune
+    from ray.train.torch import TorchConfig, TorchTrainer
+    from ray.tune.integration.ray_train import TuneReportCallback
+
+    ctx = tune.get_context()
+    workers, gpu = run["workers_per_trial"], bool(run.get("use_gpu"))
+    per_worker = {"CPU": max(run.get("cpus_per_trial", 1) - 0.01, 0.01) / workers}
+    if gpu:
+        per_worker["GPU"] = 1
+    trainer = TorchTrainer(
+        _train_worker, train_loop_config={**config, "_trial_id": ctx.get_trial_id()},
+        torch_config=TorchConfig(backend="nccl" if gpu else "gloo"),
+        scaling_config=ray.train.ScalingConfig(num_workers=workers, use_gpu=gpu,
+                                               resources_per_worker=per_worker),
+        run_config=ray.train.RunConfig(
+            name=f"{ctx.get_experiment_name()}-{ctx.get_trial_id()}-train",
+            storage_path=run["storage"], callbacks=[TuneReportCallback()],
+            failure_config=ray.train.FailureConfig(max_failures=run.get("max_failures", 2)),
+            checkpoint_config=ray.train.CheckpointConfig(num_to_keep=1)))
+    trainer.fit()
+
+
+def trial_resources(run: dict) -> dict[str, float]:
+    """Resources of the trial process itself: everything when it trains in-process, a sliver
+    when a TorchTrainer's workers hold the CPUs (or the trial would wait for them forever)."""
+    if run.get("workers_per_trial", 0) >= 1:
+        return {"cpu": 0.01}
+    resources = {"cpu": run.get("cpus_per_trial", 1)}
+    if run.get("use_gpu"):
+        resources["gpu"] = 1
+    return resources
