@@ -21,12 +21,26 @@ def cache_dir() -> Path:
     return path
 
 
+def _umask() -> int:
+    try:  # read it without changing it (Linux)
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 @contextlib.contextmanager
 def atomic_path(target: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path next to ``target``; rename it to ``target`` on success.
 
     The temporary name keeps the target's suffix, so writers that append or check suffixes
-    (``np.savez``, ``torch.save``, pyarrow) behave as they would on the target itself.
+    (``np.savez``, ``torch.save``, pyarrow) behave as they would on the target itself. The
+    file gets the usual permissions (mkstemp creates it private).
     """
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -36,6 +50,7 @@ def atomic_path(target: str | os.PathLike) -> Iterator[Path]:
     tmp_path = Path(tmp)
     try:
         yield tmp_path
+        os.chmod(tmp_path, 0o666 & ~_umask())
         os.replace(tmp_path, target)
     finally:
         if tmp_path.exists():

@@ -7,7 +7,7 @@ import pytest
 import smplx
 import torch
 
-from hkmr.body import BodyModel, kinematics as K
+from hkmr.body import kinematics as K
 from hkmr.body.procedural import (NUM_VERTICES, SHAPE_DIRECTIONS, build_procedural_model,
                                   procedural_model_path, rest_joints)
 from hkmr.body.rotations import axis_angle_to_matrix, matrix_to_sixd, sixd_to_matrix

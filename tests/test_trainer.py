@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from hkmr.config import load_config, make_config
+from hkmr.config import load_config
 from hkmr.train.trainer import CHECKPOINT, NonFiniteLossError, Trainer, TrainerHooks
 
 TINY = ["data.synth_train=16", "data.synth_val=6", "data.synth_test=4", "data.synth_size=64",

@@ -65,7 +65,8 @@ def trials_table(grid) -> pa.Table:
                "error": str(result.error) if result.error is not None else metrics.get("error"),
                "search": json.dumps({k: v for k, v in config.items()
                                      if not k.startswith("_") and k != "seed"}),
-               "epochs_json": json.dumps(epochs), "node_id": metrics.get("node_id")}
+               "epochs_json": json.dumps(epochs), "node_id": metrics.get("node_id"),
+               "protocol": metrics.get("protocol")}
         row.update({k: float(v) for k, v in metrics.items()
                     if k not in _SKIP and isinstance(v, (int, float)) and not isinstance(v, bool)})
         rows.append(row)
@@ -153,6 +154,25 @@ def search_table(rows: list[dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def trials_section(rows: list[dict]) -> str:
+    """What each trial had: protocol, epochs, steps, images seen and throughput."""
+    lines = ["### Trials", "", "| configuration | seed | status | protocol | epochs | steps "
+             "| images seen | images/s | work (s) | val MPJPE | val PA-MPJPE |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
+
+    def num(r, key, digits=0):
+        v = r.get(key)
+        return "—" if v is None or not math.isfinite(v) else f"{v:.{digits}f}"
+
+    for r in sorted(rows, key=lambda r: (r["configuration"], r["seed"])):
+        lines.append(f"| {r['configuration']} | {r['seed']} | {r['status']} | "
+                     f"{r.get('protocol') or 'end to end'} | {num(r, 'epoch')} | "
+                     f"{num(r, 'step')} | {num(r, 'images_seen')} | "
+                     f"{num(r, 'images_per_second', 1)} | {num(r, 'trial_work_seconds', 1)} | "
+                     f"{num(r, 'val_mpjpe', 1)} | {num(r, 'val_pa_mpjpe', 1)} |")
+    return "\n".join(lines) + "\n"
+
+
 def header(exp: Experiment, preset: str, info: dict[str, Any]) -> str:
     return (f"# {exp.title}\n\nExperiment `{exp.name}`, preset `{preset}`, seeds "
             f"{info.get('seeds', '?')}; made by `{info.get('command') or 'hkmr sweep'}` at git "
@@ -187,6 +207,7 @@ def write_results(table: pa.Table, exp: Experiment, preset: str, out_dir: str | 
     if "degrees" in exp.plots:
         png = plot_degrees(exp, rows, out_dir)
         text += f"![degree of occlusion]({png.name})\n\n"
+    text += trials_section(rows)
     with atomic_path(out_dir / "tables.md") as tmp:
         tmp.write_text(text)
     return out_dir

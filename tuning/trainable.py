@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 import shutil
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -88,6 +89,7 @@ def _train_and_report(cfg: Config, run: dict, hooks: TrainerHooks, report, check
                       trial_id: str, is_main: bool) -> None:
     """Shared by both paths: restore, train (reporting every epoch), evaluate, report."""
     fail_once = _FailOnce(run, trial_id)
+    start = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="hkmr-trial-") as tmp:
         out_dir = Path(tmp)
         _restore(checkpoint, out_dir)
@@ -106,8 +108,12 @@ def _train_and_report(cfg: Config, run: dict, hooks: TrainerHooks, report, check
                     "val_mpjpe": float("nan")}, None)
             return
         final = final_metrics(trainer, cfg, run) if is_main and run.get("suites") else {}
-        report({**_numeric(last), **final, "failed": 0, "final": 1, "node_id": _node_id()},
-               None)
+        # the trial's own work (data, model, training, evaluation): what is not Ray overhead
+        work = time.perf_counter() - start
+        protocol = ("frozen features" if getattr(cfg.model, "freeze_encoder", False)
+                    else "end to end")
+        report({**_numeric(last), **final, "failed": 0, "final": 1, "node_id": _node_id(),
+                "trial_work_seconds": work, "protocol": protocol}, None)
 
 
 def hkmr_trial(config: dict[str, Any]) -> None:

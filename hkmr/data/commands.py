@@ -10,7 +10,6 @@ from pathlib import Path
 import numpy as np
 
 from ..io import atomic_path
-from .shards import make_readable
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -68,7 +67,6 @@ def _poses(args: argparse.Namespace) -> None:
     table = table.replace_schema_metadata(meta)
     with atomic_path(args.out) as tmp:
         pq.write_table(table, tmp, compression="zstd")
-        make_readable(tmp)
     counts = {s: styles.count(s) for s in sorted(set(styles))}
     print(f"wrote {args.n} poses to {args.out} ({counts})")
 
@@ -129,7 +127,6 @@ def draw_preview(dataset, indices, path: Path) -> None:
     ok, buf = cv2.imencode(".png", np.concatenate(rows, 0), [cv2.IMWRITE_PNG_COMPRESSION, 9])
     with atomic_path(path) as tmp:
         tmp.write_bytes(buf.tobytes())
-        make_readable(tmp)
 
 
 def _preview(args: argparse.Namespace) -> None:

@@ -184,25 +184,6 @@ def _write_table(table: pa.Table, path: Path) -> None:
     codecs = {n: ("NONE" if n in _UNCOMPRESSED else "ZSTD") for n in table.column_names}
     with atomic_path(path) as tmp:
         pq.write_table(table, tmp, compression=codecs)
-        make_readable(tmp)
-
-
-def _umask() -> int:
-    try:  # read it without changing it (Linux)
-        with open("/proc/self/status") as fh:
-            for line in fh:
-                if line.startswith("Umask:"):
-                    return int(line.split()[1], 8)
-    except (OSError, ValueError):
-        pass
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
-def make_readable(path: Path) -> None:
-    """Give a finished temporary file (created private by mkstemp) the usual permissions."""
-    os.chmod(path, 0o666 & ~_umask())
 
 
 _WORKER: _Renderer | None = None
@@ -255,7 +236,6 @@ def load_manifest(root: str | Path) -> dict:
 def _write_manifest(root: Path, manifest: dict) -> None:
     with atomic_path(root / "manifest.json") as tmp:
         tmp.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
-        make_readable(tmp)
 
 
 def generate(root: str | Path, spec: DatasetSpec, workers: int | None = None,
