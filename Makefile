@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 demo: $(STAMP)
-	$(VENV)/bin/hkmr body show --out demo_output
+	$(VENV)/bin/hkmr sweep table2 --preset smoke --results demo_output
 
 test: $(STAMP)
 	$(VENV)/bin/pytest
@@ -24,4 +24,4 @@ test-fast: $(STAMP)
 	$(VENV)/bin/pytest -m "not slow"
 
 clean:
-	rm -rf demo_output .pytest_cache
+	rm -rf demo_output .pytest_cache ray_results

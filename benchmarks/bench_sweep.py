@@ -9,7 +9,8 @@ Runs, side by side in one process on a local Ray sized to this machine:
    ``workers_per_trial = 0`` and once with ``1`` (a Ray Train ``TorchTrainer`` per trial).
    Overhead per trial = (wall time - Σ trial work) / repeats, and its share of a 60 s trial.
 
-    python benchmarks/bench_sweep.py [--trials 4] [--repeats 2] [--steps 40]
+    python benchmarks/bench_sweep.py [--trials 4] [--repeats 2] [--steps 150]
+                                     [--overhead-steps 20]
 """
 
 from __future__ import annotations
@@ -56,7 +57,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, default=4)
     parser.add_argument("--repeats", type=int, default=2)
-    parser.add_argument("--steps", type=int, default=40, help="training steps per epoch")
+    parser.add_argument("--steps", type=int, default=150,
+                        help="training steps per epoch of the utilisation sweep (~1 min trials)")
+    parser.add_argument("--overhead-steps", type=int, default=20,
+                        help="training steps per epoch of the overhead trials")
     args = parser.parse_args()
     import os
 
@@ -78,7 +82,7 @@ def main() -> None:
               f"busy share {100 * busy:.1f} % (target >= 85 %)")
         overhead = {}
         for wpt in (0, 1):
-            path = experiment(folder, args.repeats, args.steps, workers_per_trial=wpt,
+            path = experiment(folder, args.repeats, args.overhead_steps, workers_per_trial=wpt,
                               cpus_per_trial=cpus)
             wall, work, rows = timed_sweep(path, folder, f"overhead{wpt}", max_concurrent=1)
             overhead[wpt] = (wall - sum(work)) / args.repeats

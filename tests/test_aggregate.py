@@ -1,0 +1,58 @@
+"""Aggregation and the iteration-count decision on constructed trial rows (no Ray)."""
+
+import math
+
+import pytest
+
+from tuning.aggregate import markdown_table, mean_ci, status_section
+from tuning.choose import decide
+
+
+def test_mean_and_95_percent_ci_over_seeds():
+    mean, half, n = mean_ci([70.0, 72.0, 74.0])
+    assert (mean, n) == (72.0, 3)
+    # t(0.975, 2) = 4.303, sd = 2, sqrt(3) -> 4.97
+    assert half == pytest.approx(4.303 * 2 / math.sqrt(3), rel=1e-3)
+    assert mean_ci([5.0])[1] != mean_ci([5.0])[1]  # NaN: no interval from one seed
+    assert mean_ci([None, float("nan")])[2] == 0
+
+
+def _rows():
+    rows = []
+    for name, values in (("A", [80.0, 82.0]), ("B", [70.0, 71.0])):
+        for seed, v in enumerate(values):
+            rows.append({"configuration": name, "seed": seed, "status": "ok",
+                         "P1_standard_mpjpe": v, "P2_standard_mpjpe": v - 1,
+                         "P1_bar_mpjpe": v + 5, "P2_bar_mpjpe": v + 4})
+    rows.append({"trial_id": "t5", "configuration": "B", "seed": 2, "status": "failed",
+                 "P1_standard_mpjpe": None, "error": "non-finite loss at epoch 0 step 3"})
+    return rows
+
+
+def test_tables_in_the_papers_shape_skip_failed_trials_and_say_so():
+    rows = _rows()
+    text = markdown_table({"title": "T", "columns": ["A", "B"], "metric": "mpjpe"}, rows)
+    assert "| P1 | 81.00 ± 12.71 (n=2) | 70.50 ± 6.35 (n=2) |" in text
+    assert "| P2 |" in text
+    table1 = markdown_table({"title": "T1", "layout": "rows_are_configurations",
+                             "rows": ["A", "B"], "metric": "mpjpe"}, rows)
+    assert "Standard P1 | Standard P2 | Bar P1" in table1
+    assert "| A | 81.00 ± 12.71 (n=2) | 80.00 ± 12.71 (n=2) | 86.00" in table1
+    status = status_section(rows)
+    assert "1 failed" in status and "4 ok" in status and "non-finite loss" in status
+
+
+def test_decision_takes_the_cheapest_candidate_not_worse_than_the_best():
+    rows = [
+        {"name": "T3 P4", "T": 3, "P": 4, "values": [70.0, 71.0, 70.5], "latency_b1": 2.0,
+         "latency_b64": 6.0},
+        {"name": "T2 P4", "T": 2, "P": 4, "values": [70.8, 70.2, 71.4], "latency_b1": 1.4,
+         "latency_b64": 4.0},
+        {"name": "T1 P2", "T": 1, "P": 2, "values": [90.0, 91.0, 92.0], "latency_b1": 0.5,
+         "latency_b64": 1.0},
+    ]
+    chosen, annotated = decide(rows)
+    assert chosen["name"] == "T2 P4"  # as good as the best within noise, and cheaper
+    by_name = {r["name"]: r for r in annotated}
+    assert by_name["T1 P2"]["not_worse"] is False and by_name["T1 P2"]["p_worse"] < 0.05
+    assert by_name["T3 P4"]["not_worse"] is True
