@@ -222,3 +222,38 @@ def test_bad_checkpoints_name_the_file(tmp_path):
     torch.save({"weights": np.zeros(3)}, foreign)
     with pytest.raises(ValueError, match="foreign.pt: not an hkmr checkpoint"):
         load_checkpoint(foreign)
+
+
+def test_spin_format_sets_get_table1_by_camera(setup, tmp_path):
+    import cv2
+
+    from hkmr.data.datasets import SpinDataset
+    from hkmr.eval.protocols import evaluate_spin
+
+    cfg, root, model, kin = setup
+    names = ["S9_Walk.54138969_000001.jpg", "S9_Walk.60457274_000001.jpg",
+             "S11_Eat.58860488_000101.jpg", "S11_Eat.60457274_000101.jpg"]
+    rng = np.random.default_rng(0)
+    for name in names:  # textured images, so the model's answers differ between them
+        cv2.imwrite(str(tmp_path / name), rng.integers(0, 255, (120, 160, 3), dtype=np.uint8))
+    n = len(names)
+    s = np.concatenate([rng.normal(0, 0.3, (n, 24, 3)) + [0, 0, 5], np.ones((n, 24, 1))], 2)
+    s[2, 0, 3] = 0  # image 2 lacks the 3D right ankle (LSP joint 0): not scored
+    np.savez(tmp_path / "h36m.npz", imgname=np.array(names), S=s,
+             center=np.tile([80.0, 60.0], (n, 1)), scale=np.full(n, 0.5))
+    m = evaluate_spin(model, kin, tmp_path / "h36m.npz", tmp_path, CPU, size=64,
+                      columns=("standard", "bar"))
+    assert m["spin_P1_standard_images"] == 3 and m["spin_P2_standard_images"] == 2
+    scored = SpinDataset(tmp_path / "h36m.npz", tmp_path, size=64)
+    ref = evaluate_joints(model, kin, torch.utils.data.Subset(scored, [0, 1, 3]), CPU)
+    assert m["spin_P1_standard_mpjpe"] == pytest.approx(ref["mpjpe"], rel=1e-6)
+    ref_p2 = evaluate_joints(model, kin, torch.utils.data.Subset(scored, [1, 3]), CPU)
+    assert m["spin_P2_standard_pa_mpjpe"] == pytest.approx(ref_p2["pa_mpjpe"], rel=1e-6)
+    assert m["spin_P1_bar_mpjpe"] != m["spin_P1_standard_mpjpe"]
+    other = tmp_path / "lsp.npz"  # no camera serial in the name: one row "all"
+    (tmp_path / "plain.jpg").write_bytes((tmp_path / names[0]).read_bytes())
+    np.savez(other, imgname=np.array(["plain.jpg"]), S=s[:1], center=[[80.0, 60.0]],
+             scale=[0.5])
+    m = evaluate_spin(model, kin, other, tmp_path, CPU, size=64, columns=("standard",))
+    assert set(m) == {"spin_all_standard_mpjpe", "spin_all_standard_pa_mpjpe",
+                      "spin_all_standard_images"}
