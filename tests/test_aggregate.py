@@ -56,3 +56,21 @@ def test_decision_takes_the_cheapest_candidate_not_worse_than_the_best():
     by_name = {r["name"]: r for r in annotated}
     assert by_name["T1 P2"]["not_worse"] is False and by_name["T1 P2"]["p_worse"] < 0.05
     assert by_name["T3 P4"]["not_worse"] is True
+
+
+def test_candidates_rank_finished_trials_then_early_stopped_ones():
+    import json
+
+    import pyarrow as pa
+
+    from tuning.choose import _candidates
+
+    def row(t, p, status, test=None, val=None):
+        return {"status": status, "P1_standard_mpjpe": test, "val_mpjpe": val,
+                "search": json.dumps({"model.outer_iters": t, "model.inner_iters": p})}
+
+    table = pa.Table.from_pylist([row(3, 4, "ok", 75.0, 80.0), row(2, 4, "ok", 72.0, 79.0),
+                                  row(1, 2, "stopped", None, 90.0),
+                                  row(4, 6, "stopped", None, 85.0),
+                                  row(4, 2, "error", None, None)])
+    assert _candidates(table, 3) == [(2, 4), (3, 4), (4, 6)]
