@@ -9,7 +9,7 @@ Runs, side by side in one process on a local Ray sized to this machine:
    ``workers_per_trial = 0`` and once with ``1`` (a Ray Train ``TorchTrainer`` per trial).
    Overhead per trial = (wall time - Σ trial work) / repeats, and its share of a 60 s trial.
 
-    python benchmarks/bench_sweep.py [--trials 4] [--repeats 2] [--steps 150]
+    python benchmarks/bench_sweep.py [--trials 4] [--repeats 2] [--steps 100] [--epochs 3]
                                      [--overhead-steps 20]
 """
 
@@ -23,17 +23,17 @@ from pathlib import Path
 
 import yaml
 
-TINY = {"data.synth_train": 64, "data.synth_val": 8, "data.synth_test": 8,
-        "data.synth_size": 64, "model.encoder": "small_cnn", "model.prior": "none",
-        "train.batch_size": 16, "train.epochs": 2}
+# the smoke preset's data (1,600 training images: 100 steps of 16 an epoch), small models
+TINY = {"model.encoder": "small_cnn", "model.prior": "none", "train.batch_size": 16}
 
 
-def experiment(folder: Path, n_configs: int, steps: int, **preset) -> Path:
+def experiment(folder: Path, n_configs: int, steps: int, epochs: int, **preset) -> Path:
     configs = {f"c{i}": {"model.embed_dim": 32 + i} for i in range(n_configs)}
     spec = {"name": "bench", "title": "bench", "configurations": configs,
             "presets": {"smoke": {"config": "smoke", "seeds": 1, "eval_limit": 16,
                                   "suites": ["table1"],
-                                  "overrides": {**TINY, "train.steps_per_epoch": steps},
+                                  "overrides": {**TINY, "train.steps_per_epoch": steps,
+                                                "train.epochs": epochs},
                                   **preset}}}
     path = folder / f"bench_{n_configs}_{preset.get('workers_per_trial', 0)}.yaml"
     path.write_text(yaml.safe_dump(spec))
@@ -57,8 +57,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, default=4)
     parser.add_argument("--repeats", type=int, default=2)
-    parser.add_argument("--steps", type=int, default=150,
-                        help="training steps per epoch of the utilisation sweep (~1 min trials)")
+    parser.add_argument("--steps", type=int, default=100,
+                        help="training steps per epoch of the utilisation sweep")
+    parser.add_argument("--epochs", type=int, default=3,
+                        help="epochs of the utilisation sweep (3 x 100 steps: ~1 min trials)")
     parser.add_argument("--overhead-steps", type=int, default=20,
                         help="training steps per epoch of the overhead trials")
     args = parser.parse_args()
@@ -72,17 +74,17 @@ def main() -> None:
         ray.init(num_cpus=cpus, include_dashboard=False, log_to_driver=False)
         from tuning.sweep import plan_sweep, prepare_shared
 
-        warm = experiment(folder, 1, args.steps)
+        warm = experiment(folder, 1, args.steps, args.epochs)
         prepare_shared(plan_sweep(warm, "smoke", storage=folder / "store"))  # data, once
-        wall, work, rows = timed_sweep(experiment(folder, args.trials, args.steps), folder,
-                                       "utilisation")
+        wall, work, rows = timed_sweep(experiment(folder, args.trials, args.steps, args.epochs),
+                                       folder, "utilisation")
         busy = sum(work) / (wall * cpus)
         print(f"utilisation: {args.trials} trials on {cpus} CPUs, wall {wall:.1f} s, "
               f"trial work {sum(work):.1f} s, median trial {statistics.median(work):.1f} s, "
               f"busy share {100 * busy:.1f} % (target >= 85 %)")
         overhead = {}
         for wpt in (0, 1):
-            path = experiment(folder, args.repeats, args.overhead_steps, workers_per_trial=wpt,
+            path = experiment(folder, args.repeats, args.overhead_steps, 2, workers_per_trial=wpt,
                               cpus_per_trial=cpus)
             wall, work, rows = timed_sweep(path, folder, f"overhead{wpt}", max_concurrent=1)
             overhead[wpt] = (wall - sum(work)) / args.repeats
