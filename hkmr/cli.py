@@ -11,7 +11,7 @@ import importlib
 import sys
 
 COMMAND_MODULES = ("hkmr.body.commands", "hkmr.data.commands", "hkmr.model.commands",
-                   "hkmr.train.commands", "tuning.commands")
+                   "hkmr.train.commands", "hkmr.features.commands", "tuning.commands")
 
 
 def build_parser() -> argparse.ArgumentParser:

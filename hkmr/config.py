@@ -46,6 +46,11 @@ class ModelConfig:
     dropout: float = _range(0.5, 0.0, 0.95, "dropout of the HMR baseline")
     prior: Literal["vae", "discriminator", "none"] = "vae"
     vae_checkpoint: str | None = None  # trained by `hkmr prior train-vae`; None = build one
+    # frozen-encoder protocol (hkmr/features): train only the regressor on cached features
+    freeze_encoder: bool = False
+    encoder_checkpoint: str | None = None  # hkmr checkpoint whose encoder is frozen; None =
+    # the shared encoder: an end-to-end HMR run of encoder_epochs, trained once and cached
+    encoder_epochs: int = _range(3, 1, 1000, "epochs of the shared encoder's HMR run")
 
 
 @dataclass
@@ -77,6 +82,7 @@ class DataConfig:
     augment: bool = True
     workers: int = _range(0, 0, 64, "DataLoader worker processes")
     val_protocol: Literal["P1", "P2"] = "P1"
+    features: str | None = None  # feature cache (hkmr features extract); None = keyed, cached
 
 
 @dataclass

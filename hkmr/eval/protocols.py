@@ -19,6 +19,12 @@ camera) is occluded identically in P1; each Table 1 column is therefore one pass
 P1 images and P2 is read off its frontal subset. With ``limit`` the pass covers the first
 ``limit`` images of P1 and the first ``limit`` images of P2 (so P2 keeps ``limit`` images).
 Invisible joints and segmentation come from the Standard column's pass (the P1 images).
+
+Frozen-encoder protocol (:mod:`hkmr.features`): given a feature cache (or a model the trainer
+bound to one, ``model.feature_cache``), every pass reads the cached features of the same
+images — the test split, its three standard occluder sets and the 15 Fig. 6 sets — instead of
+rendering occluders and running the encoder; the ground truth is the cache's copy of the
+dataset's. Features are float16, so scores differ from the image path by rounding only.
 """
 
 from __future__ import annotations
@@ -61,6 +67,9 @@ def predict(model: MeshEstimator, dataset, device: torch.device, batch_size: int
         dataset = Subset(dataset, range(limit))
     model.eval()
     for batch in DataLoader(dataset, batch_size=batch_size, shuffle=False):
+        if "features" in batch:  # a feature dataset (frozen-encoder protocol)
+            yield batch, model(features=batch["features"].to(device))[-1]
+            continue
         img = batch["img"].to(device)
         if size and img.shape[-1] != size:
             img = F.interpolate(img, size=(size, size), mode="bilinear", align_corners=False,
@@ -158,7 +167,10 @@ def _mean(values: torch.Tensor) -> float:
 
 
 def _with_occlusion(dataset, occlusion):
-    """A shallow copy of a test set that shares its decoded tables, with other occluders."""
+    """A shallow copy of a test set that shares its decoded tables, with other occluders
+    (of a feature dataset: its cached occluded variant)."""
+    if hasattr(dataset, "with_occlusion"):
+        return dataset.with_occlusion(occlusion)
     out = copy.copy(dataset)
     out.occlusion = parse_occlusion(occlusion)
     return out
@@ -176,6 +188,12 @@ class _JointCycle(Dataset):
 
     def __getitem__(self, i: int) -> dict:
         return self.sets[i % len(LSP14)][i]
+
+
+def _joint_cycle(base, kind: str, degree: int):
+    if hasattr(base, "joint_cycle"):  # a feature dataset holds the cycle precomputed
+        return base.joint_cycle(kind, degree)
+    return _JointCycle(base, kind, degree)
 
 
 def _first(positions: np.ndarray, limit: int) -> np.ndarray:
@@ -212,9 +230,9 @@ def _invisible(res: _Pass, p1_idx: np.ndarray, image_size: int) -> dict[str, flo
 
 
 def evaluate_protocols(model: MeshEstimator, body, kinematics: JointKinematics,
-                       data_root: str | Path, device: torch.device, *, size: int | None = None,
-                       batch_size: int = 64, limit: int = 0, suites=SUITES,
-                       degree_limit: int = 0) -> dict[str, float]:
+                       data_root: str | Path | None, device: torch.device, *,
+                       size: int | None = None, batch_size: int = 64, limit: int = 0,
+                       suites=SUITES, degree_limit: int = 0, features=None) -> dict[str, float]:
     """All of Sec. 4's protocols on the test split of the synthetic dataset at ``data_root``.
 
     ``size``: the model's input side (test images are resized to it; None = as stored);
@@ -227,12 +245,26 @@ def evaluate_protocols(model: MeshEstimator, body, kinematics: JointKinematics,
     * invisible: ``invisible_mpjpe_2d_px``, ``invisible_pck``, ``invisible_joints`` and the
       same for ``all`` in-crop joints; ``pck_threshold_px``
     * segmentation: ``seg_{fb,part,part24}_{acc,f1}``, ``seg_images``
+
+    ``features``: a :class:`~hkmr.features.FeatureCache` to read instead of images (default:
+    the model's ``feature_cache``, if the trainer bound one); ``data_root`` may then be None,
+    else its dataset must be the cache's.
     """
     unknown = set(suites) - set(SUITES)
     if unknown:
         raise ValueError(f"unknown evaluation suite(s) {sorted(unknown)}; choose from {SUITES}")
-    p1_set = SyntheticDataset(data_root, "test", "P1")
-    p2_rows = SyntheticDataset(data_root, "test", "P2").rows
+    features = features if features is not None else getattr(model, "feature_cache", None)
+    if features is not None:
+        if data_root is not None:
+            from ..data.shards import load_manifest
+
+            features.verify(dataset_settings=load_manifest(data_root)["settings"],
+                            what=f"the dataset at {data_root}")
+        p1_set = features.dataset("test", "P1", with_parts="segmentation" in suites)
+        p2_rows = features.dataset("test", "P2").rows
+    else:
+        p1_set = SyntheticDataset(data_root, "test", "P1")
+        p2_rows = SyntheticDataset(data_root, "test", "P2").rows
     image_size = int(p1_set.manifest["settings"]["size"])
     p1_idx = _first(np.arange(len(p1_set)), limit)
     p2_idx = _first(np.searchsorted(p1_set.rows, p2_rows), limit)
@@ -261,7 +293,7 @@ def evaluate_protocols(model: MeshEstimator, body, kinematics: JointKinematics,
             n = len(_first(_first(p1_idx, degree_limit), limit))
             for kind in KINDS:
                 for degree in DEGREES:
-                    res = _run(dataset=_JointCycle(p1_set, kind, degree),
+                    res = _run(dataset=_joint_cycle(p1_set, kind, degree),
                                indices=np.arange(n), **kw)
                     out[f"degree_{kind}_{degree}_mpjpe"] = _mean(res.errors["mpjpe"])
     finally:

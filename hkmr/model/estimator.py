@@ -26,13 +26,35 @@ def build_regressor(cfg: ModelConfig, feat_dim: int, mean: MeanParams) -> nn.Mod
 
 
 class MeshEstimator(nn.Module):
+    """``model(img)`` runs encoder and regressor; ``model(features=Φ)`` the regressor alone
+    (the frozen-encoder protocol, :mod:`hkmr.features`, feeds cached Φ)."""
+
     def __init__(self, cfg: ModelConfig, mean: MeanParams | None = None):
         super().__init__()
         self.encoder, self.feat_dim = build_encoder(cfg.encoder, cfg.pretrained)
         self.regressor = build_regressor(cfg, self.feat_dim, mean or MeanParams.default())
+        self.encoder_frozen = False
 
-    def forward(self, img: torch.Tensor) -> list[RegressorOutput]:
-        return self.regressor(self.encoder(img))
+    def forward(self, img: torch.Tensor | None = None, features: torch.Tensor | None = None
+                ) -> list[RegressorOutput]:
+        if (img is None) == (features is None):
+            raise ValueError("MeshEstimator: pass either img or features")
+        return self.regressor(self.encoder(img) if features is None else features)
+
+    def freeze_encoder(self, state: dict | None = None) -> None:
+        """Load encoder weights (optional), stop their gradients and keep the encoder in
+        eval mode (its batch-norm statistics are those the cached features were made with)."""
+        if state is not None:
+            self.encoder.load_state_dict(state)
+        self.encoder.requires_grad_(False)
+        self.encoder_frozen = True
+        self.encoder.eval()
+
+    def train(self, mode: bool = True) -> "MeshEstimator":
+        super().train(mode)
+        if self.encoder_frozen:
+            self.encoder.eval()
+        return self
 
 
 def pose_body(body: BodyModel, out: RegressorOutput) -> BodyOutput:

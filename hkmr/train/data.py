@@ -79,11 +79,17 @@ def mean_params_for(cfg: Config) -> MeanParams:
     return MeanParams.from_dict(mean_params())
 
 
-def build_datasets(cfg: Config):
+def build_datasets(cfg: Config, features=None):
     """(training set, validation set): the synthetic train split, mixed with SPIN-format data
-    when ``data.spin_npz`` is given; the synthetic val split under ``data.val_protocol``."""
+    when ``data.spin_npz`` is given; the synthetic val split under ``data.val_protocol``.
+    With a feature cache (the frozen-encoder protocol) their cached features instead, the
+    training set flipped with probability 0.5 per sample and epoch when ``data.augment``."""
     from ..data.datasets import MixtureDataset, SpinDataset, SyntheticDataset
 
+    if features is not None:
+        return (features.dataset("train", "P1", flip_prob=0.5 if cfg.data.augment else 0.0,
+                                 seed=cfg.seed),
+                features.dataset("val", cfg.data.val_protocol))
     root = ensure_synthetic(cfg.data)
     train = SyntheticDataset(root, "train", protocol="P1", augment=cfg.data.augment)
     if cfg.data.spin_npz:

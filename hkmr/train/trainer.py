@@ -10,6 +10,12 @@ Determinism: given ``seed``, epoch e visits the samples in the order of a permut
 by (seed, e) and augments sample i with a generator seeded by (seed, e, i); checkpoints hold the
 RNG states. So two runs with a seed give the same metrics, and a run resumed from the
 checkpoint of epoch e ends exactly where the uninterrupted run ends.
+
+Frozen-encoder protocol (``model.freeze_encoder``, :mod:`hkmr.features`): the trainer first
+gets the verified feature cache (training the shared encoder and extracting it on first use),
+loads the cache's encoder into the model and freezes it, and trains the regressor alone on the
+cached features (in memory, so no loader workers). Every epoch's metrics name the ``protocol``
+and, when frozen, the ``encoder_hash``.
 """
 
 from __future__ import annotations
@@ -84,24 +90,34 @@ class Trainer:
         self.hooks = hooks or TrainerHooks()
         if cfg.train.threads:
             torch.set_num_threads(cfg.train.threads)
+        self.features = None  # the feature cache of the frozen-encoder protocol
+        if cfg.model.freeze_encoder:
+            from ..features import prepare_features
+
+            self.features = prepare_features(cfg, log=self.hooks.log, progress=False)
         seed_everything(cfg.seed)
         self.device = self.hooks.device or pick_device(cfg.train.device)
         self.body = BodyModel(cfg.body.model_path).to(self.device)
         self.kinematics = JointKinematics(self.body).to(self.device)
-        self.train_set, self.val_set = build_datasets(cfg)
-        model = MeshEstimator(cfg.model, mean_params_for(cfg)).to(self.device)
+        self.train_set, self.val_set = build_datasets(cfg, self.features)
+        model = MeshEstimator(cfg.model, mean_params_for(cfg))
+        if self.features is not None:
+            model.freeze_encoder(self.features.encoder().state)
+            model.feature_cache = self.features  # evaluate_protocols reads the cached test sets
+        model = model.to(self.device)
         self.model = self.hooks.prepare_model(model)
         self.module = model  # unwrapped, for checkpoints
         self.prior = TrainingPrior(cfg, self.device)
-        self.optimizer = torch.optim.Adam(model.parameters(), lr=cfg.train.lr,
-                                          weight_decay=cfg.train.weight_decay)
+        self.optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad],
+                                          lr=cfg.train.lr, weight_decay=cfg.train.weight_decay)
         self.amp = cfg.train.amp and self.device.type == "cuda"
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp)
         self.sampler = EpochSampler(len(self.train_set), cfg.seed, self.hooks.rank,
                                     self.hooks.world_size)
         self.train_loader = self.hooks.prepare_loader(DataLoader(
             self.train_set, batch_size=cfg.train.batch_size, sampler=self.sampler,
-            num_workers=cfg.data.workers, drop_last=len(self.train_set) > cfg.train.batch_size,
+            num_workers=0 if self.features else cfg.data.workers,
+            drop_last=len(self.train_set) > cfg.train.batch_size,
             persistent_workers=False))
         self.epoch, self.step, self.images_seen = 0, 0, 0
         self.history: list[dict] = []
@@ -118,7 +134,8 @@ class Trainer:
         batch = {k: v.to(self.device, non_blocking=True) if torch.is_tensor(v) else v
                  for k, v in batch.items()}
         with torch.autocast(self.device.type, enabled=self.amp):
-            outputs = self.model(batch["img"])
+            outputs = (self.model(features=batch["features"]) if "features" in batch
+                       else self.model(batch["img"]))
         if self.amp:  # the body model and losses run in float32
             outputs = [o.float() for o in outputs]
         loss, terms = total_loss(outputs, batch, self.joints_of, self.cfg.loss, self.prior.module)
@@ -133,7 +150,7 @@ class Trainer:
         self.scaler.update()
         prior_loss = self.prior.step(outputs[-1])
         self.step += 1
-        self.images_seen += batch["img"].shape[0] * self.hooks.world_size
+        self.images_seen += batch["index"].shape[0] * self.hooks.world_size
         logged = {f"loss_{k}": v.item() for k, v in terms.items()}
         logged["loss"] = loss.item()
         if prior_loss is not None:
@@ -174,6 +191,7 @@ class Trainer:
             self.epoch += 1
             metrics.update(self.evaluate())
             metrics.update(step=self.step, images_seen=self.images_seen)
+            metrics.update(self.protocol())
             self.history.append(metrics)
             path = self.save() if self.hooks.is_main else None
             self.hooks.log(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
@@ -182,6 +200,11 @@ class Trainer:
                                              "images_per_second")))
             self.hooks.report(metrics, path)
         return self.history[-1] if self.history else {}
+
+    def protocol(self) -> dict[str, str]:
+        if self.features is None:
+            return {"protocol": "end to end"}
+        return {"protocol": "frozen features", "encoder_hash": self.features.encoder_hash}
 
     # -- checkpoints ----------------------------------------------------------------------------
     def state(self) -> dict:
@@ -207,6 +230,12 @@ class Trainer:
             raise ValueError(f"{path}: checkpoint was made with another model config; use a "
                              "new output folder or the same config")
         self.module.load_state_dict(blob["model"])
+        if self.features is not None:
+            from ..features.cache import StaleCacheError, state_hash
+
+            if state_hash(self.module.encoder.state_dict()) != self.features.encoder_hash:
+                raise StaleCacheError(f"{path}: the checkpoint's frozen encoder is not the "
+                                      f"encoder of the feature cache {self.features.path}")
         self.optimizer.load_state_dict(blob["optimizer"])
         self.scaler.load_state_dict(blob["scaler"])
         self.prior.load_state_dict(blob["prior"])
