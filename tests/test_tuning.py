@@ -193,11 +193,13 @@ def test_shipped_experiments_resolve_for_every_preset():
 
     for name in ("table1", "table2", "table3", "loss_weights", "choose_iterations"):
         exp = load_experiment(name)
-        assert set(exp.presets) == {"smoke", "cpu", "paper"}
+        assert set(exp.presets) == {"smoke", "cpu", "paper", "smoke_frozen", "cpu_frozen",
+                                    "paper_frozen"}
         assert exp.presets["cpu"].seeds >= 3 or exp.is_search
     table3 = load_experiment("table3")
     cfg = table3.resolve("paper", "T3 P4")
     assert (cfg.model.outer_iters, cfg.model.inner_iters, cfg.model.encoder) == (3, 4, "resnet50")
+    assert table3.resolve("cpu_frozen", "T1 P4").model.freeze_encoder
 
 
 def test_cluster_manifests_parse_and_name_commands_that_exist():
