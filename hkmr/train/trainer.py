@@ -94,7 +94,8 @@ class Trainer:
         if cfg.model.freeze_encoder:
             from ..features import prepare_features
 
-            self.features = prepare_features(cfg, log=self.hooks.log, progress=False)
+            self.features = prepare_features(cfg, log=self.hooks.log,
+                                             progress=self.hooks.is_main)
         seed_everything(cfg.seed)
         self.device = self.hooks.device or pick_device(cfg.train.device)
         self.body = BodyModel(cfg.body.model_path).to(self.device)
