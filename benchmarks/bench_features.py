@@ -65,8 +65,11 @@ def main() -> None:
                         help="torch threads (a sweep trial has 1; 0: torch's default)")
     parser.add_argument("--train", type=int, default=48, help="training subject-poses (x4)")
     args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="bench-features-") as tmp:
+        run(args, Path(tmp))
 
-    tmp = Path(tempfile.mkdtemp(prefix="bench-features-"))
+
+def run(args: argparse.Namespace, tmp: Path) -> None:
     os.environ.setdefault("HKMR_CACHE", str(tmp / "cache"))
     import torch
 
