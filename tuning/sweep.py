@@ -2,7 +2,9 @@
 
 The driver (1) resolves and validates every trial config before Ray starts, (2) connects to a
 cluster (``--address``) or starts an embedded local Ray sized to the machine, (3) prepares
-what every trial shares once — the synthetic dataset and the VAE prior, in ``$HKMR_CACHE`` —
+what every trial shares once — the synthetic dataset and the VAE prior, in ``$HKMR_CACHE``,
+and for frozen-encoder experiments (``model.freeze_encoder``) the shared encoder and its
+feature cache, which trials then read through ``data.features`` —
 (4) runs the trials with ``ray.tune.Tuner`` (grid x seeds, or Optuna search + ASHA), or
 continues an interrupted run with ``Tuner.restore``, and (5) aggregates the results into
 ``results/<experiment>/<preset>/``. Scheduling, retries and result storage are Ray's.
@@ -108,23 +110,46 @@ def _init_ray(address: str | None, cpus: int | None = None) -> None:
                  include_dashboard=False)
 
 
-def prepare_shared(plan: SweepPlan) -> None:
+def shared_root(storage: Path | str, address: str | None) -> Path | None:
+    """Where the frozen-encoder protocol's encoder and feature cache go: the sweep storage
+    (``<storage>/hkmr_shared``) when trials run on a cluster with a shared-folder storage,
+    else None (``$HKMR_CACHE``; with a URI storage it must be a folder all nodes share)."""
+    if address and not _is_uri(str(storage)):
+        return Path(storage) / "hkmr_shared"
+    return None
+
+
+def prepare_shared(plan: SweepPlan, root: Path | None = None) -> None:
     """Build what all trials share once, before any trial starts: the synthetic dataset and
-    the default VAE prior (both cached in $HKMR_CACHE, keyed by their settings)."""
+    the default VAE prior (both cached in $HKMR_CACHE, keyed by their settings), and for
+    frozen-encoder experiments the encoder and its feature cache (under ``root``, default
+    $HKMR_CACHE), which every trial then reads: ``data.features`` is added to the run's
+    overrides."""
     from hkmr.train.data import ensure_synthetic
     from hkmr.train.priors import default_vae
 
-    exp, seen = plan.experiment, set()
+    exp, seen, caches = plan.experiment, set(), set()
     for configuration in exp.configurations or [None]:
         cfg = exp.resolve(plan.preset, configuration, overrides=plan.run["overrides"])
         key = (json.dumps(cfg.data.__dict__, sort_keys=True), cfg.model.prior,
-               cfg.train.prior_corpus)
+               cfg.train.prior_corpus, cfg.model.freeze_encoder, cfg.model.encoder,
+               cfg.model.encoder_checkpoint, cfg.model.encoder_epochs)
         if key in seen:
             continue
         seen.add(key)
         ensure_synthetic(cfg.data)
         if cfg.model.prior == "vae" and not cfg.model.vae_checkpoint:
             default_vae(cfg.train.prior_corpus)
+        if cfg.model.freeze_encoder:
+            from hkmr.features import prepare_features
+
+            caches.add(str(prepare_features(cfg, root).path))
+    if len(caches) > 1:
+        raise ConfigError(f"experiment {exp.name}: its configurations need {len(caches)} "
+                          "feature caches (they differ in data or encoder settings); a sweep "
+                          "shares one: move those keys to base or give data.features")
+    if caches and not plan.run["overrides"].get("data.features"):
+        plan.run["overrides"]["data.features"] = caches.pop()
 
 
 def _git_revision() -> str | None:
@@ -162,8 +187,11 @@ def tuner_for(plan: SweepPlan, resume: bool):
         return tune.Tuner.restore(path, trainable=trainable, resume_unfinished=True,
                                   resume_errored=True)
     exp, preset = plan.experiment, plan.experiment.preset(plan.preset)
+    # in-process trials of equal resources reuse their worker process: no second start-up
+    # (imports of torch, smplx, ...) per trial
     tune_config = {"num_samples": plan.num_samples,
-                   "max_concurrent_trials": plan.max_concurrent}
+                   "max_concurrent_trials": plan.max_concurrent,
+                   "reuse_actors": plan.run.get("workers_per_trial", 0) == 0}
     if exp.is_search:
         epochs = exp.resolve(plan.preset, overrides=plan.run["overrides"]).train.epochs
         tune_config.update(
@@ -196,7 +224,7 @@ def run_sweep(experiment: str | Path, preset: str = "smoke", seeds: int | None =
     if plan.max_concurrent is None:
         per_trial = max(plan.run["cpus_per_trial"], 1e-3)
         plan.max_concurrent = max(1, math.floor(ray.cluster_resources().get("CPU", 1) / per_trial))
-    prepare_shared(plan)
+    prepare_shared(plan, shared_root(plan.storage, address))
     seeds_used = seeds if seeds is not None else plan.experiment.preset(preset).seeds
     if not resume:
         _write_sweep_file(plan, seeds_used, command or "")
