@@ -74,12 +74,14 @@ class _FailOnce:
 
 
 def final_metrics(trainer: Trainer, cfg: Config, run: dict) -> dict[str, float]:
-    """The paper's protocols on the test split (:func:`hkmr.eval.protocols.evaluate_protocols`)."""
+    """The paper's protocols on the test split (:func:`hkmr.eval.protocols.evaluate_protocols`);
+    a frozen-encoder trial reads its feature cache, so its node needs no rendered dataset."""
     from hkmr.eval.protocols import evaluate_protocols
     from hkmr.train.data import ensure_synthetic
 
+    data_root = None if trainer.features else ensure_synthetic(cfg.data, progress=False)
     return evaluate_protocols(trainer.module, trainer.body, trainer.kinematics,
-                              ensure_synthetic(cfg.data, progress=False), trainer.device,
+                              data_root, trainer.device, features=trainer.features,
                               batch_size=cfg.train.batch_size, limit=run.get("eval_limit", 0),
                               suites=tuple(run.get("suites", ())),
                               degree_limit=run.get("degree_limit", 0))
