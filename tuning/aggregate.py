@@ -66,7 +66,7 @@ def trials_table(grid) -> pa.Table:
                "search": json.dumps({k: v for k, v in config.items()
                                      if not k.startswith("_") and k != "seed"}),
                "epochs_json": json.dumps(epochs), "node_id": metrics.get("node_id"),
-               "protocol": metrics.get("protocol")}
+               "protocol": metrics.get("protocol"), "encoder_hash": metrics.get("encoder_hash")}
         row.update({k: float(v) for k, v in metrics.items()
                     if k not in _SKIP and isinstance(v, (int, float)) and not isinstance(v, bool)})
         rows.append(row)

@@ -10,7 +10,8 @@ from pathlib import Path
 
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--preset", default="smoke", help="smoke (minutes, CPU), cpu (about an "
-                   "hour, CPU) or paper (GPU cluster)")
+                   "hour, CPU), paper (GPU cluster), or their frozen-encoder variants "
+                   "smoke_frozen, cpu_frozen, paper_frozen (regressors on cached features)")
     p.add_argument("--seeds", type=int, help="seeds per configuration (default: the preset's)")
     p.add_argument("--address", help="Ray cluster address ('auto' or HOST:PORT); default: "
                    "start a local Ray sized to this machine")

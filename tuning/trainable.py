@@ -112,7 +112,7 @@ def _train_and_report(cfg: Config, run: dict, hooks: TrainerHooks, report, check
         final = final_metrics(trainer, cfg, run) if is_main and run.get("suites") else {}
         # the trial's own work (data, model, training, evaluation): what is not Ray overhead
         work = time.perf_counter() - start
-        protocol = ("frozen features" if getattr(cfg.model, "freeze_encoder", False)
+        protocol = ("frozen features" if cfg.model.freeze_encoder
                     else "end to end")
         report({**_numeric(last), **final, "failed": 0, "final": 1, "node_id": _node_id(),
                 "trial_work_seconds": work, "protocol": protocol}, None)
