@@ -340,26 +340,14 @@ def load_checkpoint(path: str | Path, device: torch.device | str = "cpu"):
     ``path``: the ``checkpoint.pt`` file or the training folder holding it. A missing,
     unreadable or foreign file raises an error that names it."""
     from ..body.model import BodyModel
-    from ..config import ConfigError, make_config
     from ..train.data import mean_params_for
-    from ..train.trainer import CHECKPOINT
+    from ..train.trainer import CHECKPOINT, checkpoint_config, read_checkpoint
 
     path = Path(path)
     if path.is_dir():
         path = path / CHECKPOINT
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such checkpoint (hkmr train writes "
-                                f"OUT/{CHECKPOINT})")
-    try:
-        blob = torch.load(path, map_location=device, weights_only=False)
-    except Exception as err:  # truncated zip, pickle errors, not a torch file at all
-        raise ValueError(f"{path}: cannot read checkpoint ({type(err).__name__}: {err})") from None
-    if not isinstance(blob, dict) or not {"model", "config"} <= set(blob):
-        raise ValueError(f"{path}: not an hkmr checkpoint (needs 'model' and 'config' entries)")
-    try:
-        cfg = make_config(blob["config"])
-    except ConfigError as err:
-        raise ValueError(f"{path}: checkpoint config is invalid: {err}") from None
+    blob = read_checkpoint(path, device)
+    cfg = checkpoint_config(path, blob)
     # the weights come from the checkpoint: never fetch ImageNet weights for the encoder
     model_cfg = dataclasses.replace(cfg.model, pretrained=False)
     model = MeshEstimator(model_cfg, mean_params_for(cfg))

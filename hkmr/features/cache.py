@@ -115,27 +115,16 @@ class EncoderWeights:
 def load_encoder(path: str | Path) -> EncoderWeights:
     """The encoder of an hkmr training checkpoint (``checkpoint.pt`` or its folder; its
     ``encoder.*`` weights) or of a feature cache (its ``encoder.pt`` or the cache folder)."""
-    from ..config import ConfigError, make_config
+    from ..train.trainer import checkpoint_config, read_checkpoint
 
     path = Path(path)
     if path.is_dir():
         path = path / (ENCODER_FILE if (path / ENCODER_FILE).exists() else "checkpoint.pt")
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such checkpoint (hkmr train writes "
-                                "OUT/checkpoint.pt)")
-    try:
-        blob = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as err:  # truncated zip, pickle errors, not a torch file
-        raise ValueError(f"{path}: cannot read checkpoint ({type(err).__name__}: {err})") from None
+    blob = read_checkpoint(path)
     if isinstance(blob, dict) and blob.get("format") == FORMAT:
         return EncoderWeights(blob["name"], blob["state"], blob["image_size"], blob["source"],
                               blob["hash"])
-    if not isinstance(blob, dict) or not {"model", "config"} <= set(blob):
-        raise ValueError(f"{path}: not an hkmr checkpoint (needs 'model' and 'config' entries)")
-    try:
-        cfg = make_config(blob["config"])
-    except ConfigError as err:
-        raise ValueError(f"{path}: checkpoint config is invalid: {err}") from None
+    cfg = checkpoint_config(path, blob)
     state = {k[len("encoder."):]: v for k, v in blob["model"].items() if k.startswith("encoder.")}
     if not state:
         raise ValueError(f"{path}: the checkpoint holds no encoder weights")

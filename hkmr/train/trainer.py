@@ -45,6 +45,33 @@ from .priors import TrainingPrior
 CHECKPOINT = "checkpoint.pt"
 
 
+def read_checkpoint(path: str | Path, device: torch.device | str = "cpu") -> dict:
+    """The raw contents of a checkpoint file (or a training folder's ``checkpoint.pt``);
+    a missing or unreadable file raises an error that names it."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / CHECKPOINT
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such checkpoint (hkmr train writes "
+                                f"OUT/{CHECKPOINT})")
+    try:
+        return torch.load(path, map_location=device, weights_only=False)
+    except Exception as err:  # truncated zip, pickle errors, not a torch file at all
+        raise ValueError(f"{path}: cannot read checkpoint ({type(err).__name__}: {err})") from None
+
+
+def checkpoint_config(path: str | Path, blob) -> Config:
+    """The validated config stored in a trainer checkpoint's contents."""
+    from ..config import ConfigError, make_config
+
+    if not isinstance(blob, dict) or not {"model", "config"} <= set(blob):
+        raise ValueError(f"{path}: not an hkmr checkpoint (needs 'model' and 'config' entries)")
+    try:
+        return make_config(blob["config"])
+    except ConfigError as err:
+        raise ValueError(f"{path}: checkpoint config is invalid: {err}") from None
+
+
 class NonFiniteLossError(FloatingPointError):
     """A loss term became NaN or infinite; the message names the step and the term."""
 
