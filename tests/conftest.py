@@ -19,3 +19,27 @@ def body_model():
     from hkmr.body import BodyModel
 
     return BodyModel()
+
+
+def model_with_data_statistics(cfg, split: str):
+    """An untrained MeshEstimator whose batch-norm statistics are those of ``split``'s images,
+    so its output depends on its input (with the initial statistics an occluder or another
+    image changes the output by < 1e-6 mm). Returns (model in eval mode, dataset root)."""
+    import torch
+    from torch import nn
+
+    from hkmr.data.datasets import SyntheticDataset
+    from hkmr.model import MeshEstimator
+    from hkmr.train.data import ensure_synthetic, mean_params_for
+
+    root = ensure_synthetic(cfg.data, progress=False)
+    torch.manual_seed(0)
+    model = MeshEstimator(cfg.model, mean_params_for(cfg))
+    for module in model.modules():
+        if isinstance(module, nn.BatchNorm2d):
+            module.momentum = None  # a cumulative average over the one pass below
+            module.reset_running_stats()
+    data = SyntheticDataset(root, split, "P1")
+    with torch.no_grad():
+        model.train().encoder(torch.stack([data[i]["img"] for i in range(len(data))]))
+    return model.eval(), root

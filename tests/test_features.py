@@ -12,7 +12,7 @@ import math
 import numpy as np
 import pytest
 import torch
-from torch import nn
+from conftest import model_with_data_statistics
 
 from hkmr.body.joints import JointKinematics
 from hkmr.cli import main
@@ -26,7 +26,7 @@ from hkmr.features import (FeatureCache, StaleCacheError, extract, load_encoder,
 from hkmr.features.cache import MANIFEST, state_hash, variants
 from hkmr.features.dataset import augmented_targets, raw_targets
 from hkmr.model.estimator import MeshEstimator
-from hkmr.train.data import ensure_synthetic, mean_params_for
+from hkmr.train.data import mean_params_for
 from hkmr.train.trainer import CHECKPOINT, Trainer, TrainerHooks
 
 TINY = ["data.synth_train=16", "data.synth_val=6", "data.synth_test=4", "data.synth_size=64",
@@ -61,17 +61,8 @@ def setup(tmp_path_factory):
     training images (so its features depend on the image), and its extracted cache."""
     tmp = tmp_path_factory.mktemp("features")
     cfg = load_config(None, TINY)
-    root = ensure_synthetic(cfg.data, progress=False)
-    torch.manual_seed(0)
-    model = MeshEstimator(cfg.model, mean_params_for(cfg))
-    for module in model.modules():
-        if isinstance(module, nn.BatchNorm2d):
-            module.momentum = None
-            module.reset_running_stats()
-    train = SyntheticDataset(root, "train", "P1")
-    with torch.no_grad():
-        model.train().encoder(torch.stack([train[i]["img"] for i in range(len(train))]))
-    ckpt = save_checkpoint(model.eval(), cfg, tmp / "encoder" / CHECKPOINT)
+    model, root = model_with_data_statistics(cfg, "train")
+    ckpt = save_checkpoint(model, cfg, tmp / "encoder" / CHECKPOINT)
     cache = extract(load_encoder(ckpt), root, tmp / "cache", progress=False, log=lambda m: None)
     return cfg, root, ckpt, cache, model
 

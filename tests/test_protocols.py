@@ -9,6 +9,7 @@ import math
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
+from conftest import model_with_data_statistics
 import torch
 from torch import nn
 
@@ -21,9 +22,7 @@ from hkmr.eval.protocols import (COLUMNS, _JointCycle, evaluate_joints, evaluate
                                  load_checkpoint)
 from hkmr.eval.report import format_value, table1_markdown, write_results
 from hkmr.eval.segmentation import PART_GROUPS, TASKS, confusion, relabel, scores
-from hkmr.model.estimator import MeshEstimator
 from hkmr.model.output import RegressorOutput
-from hkmr.train.data import ensure_synthetic, mean_params_for
 
 TINY = ["data.synth_train=16", "data.synth_val=6", "data.synth_test=4", "data.synth_size=64",
         "model.encoder=small_cnn", "train.batch_size=8", "train.steps_per_epoch=3",
@@ -34,19 +33,8 @@ CPU = torch.device("cpu")
 @pytest.fixture(scope="module")
 def setup(body_model):
     cfg = load_config(None, TINY)
-    root = ensure_synthetic(cfg.data, progress=False)
-    torch.manual_seed(0)
-    model = MeshEstimator(cfg.model, mean_params_for(cfg))
-    # batch-norm statistics of the test images, so the untrained model's output depends on
-    # its input (with the initial statistics an occluder changes it by < 1e-6 mm)
-    for module in model.modules():
-        if isinstance(module, nn.BatchNorm2d):
-            module.momentum = None
-            module.reset_running_stats()
-    test = SyntheticDataset(root, "test", "P1")
-    with torch.no_grad():
-        model.train()(torch.stack([test[i]["img"] for i in range(len(test))]))
-    return cfg, root, model.eval(), JointKinematics(body_model)
+    model, root = model_with_data_statistics(cfg, "test")
+    return cfg, root, model, JointKinematics(body_model)
 
 
 class Oracle(nn.Module):
