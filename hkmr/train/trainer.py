@@ -16,6 +16,11 @@ gets the verified feature cache (training the shared encoder and extracting it o
 loads the cache's encoder into the model and freezes it, and trains the regressor alone on the
 cached features (in memory, so no loader workers). Every epoch's metrics name the ``protocol``
 and, when frozen, the ``encoder_hash``.
+
+In-the-loop optimisation (``train.in_the_loop``, :mod:`hkmr.train.loop`): after the forward
+pass SMPLify fits the batch from the detached prediction and the best fits so far become the
+SMPL targets of samples without ground truth; the fits store is saved next to every checkpoint
+(``fits.npz``). ``data.smpl_fraction`` < 1 hides SMPL and 3D ground truth of a fixed subset.
 """
 
 from __future__ import annotations
