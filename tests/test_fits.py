@@ -198,3 +198,15 @@ def test_smoke_preset_trains_in_the_loop(tmp_path):
     fitted = (~torch.isinf(loss[hidden])).float().mean()
     assert 0.8 * seen < fitted < 1.2 * seen, "the hidden samples visited were fitted"
     assert end["train_fit_valid"] > 0
+
+
+def test_a_run_without_the_loop_can_continue_in_the_loop_but_lost_fits_are_an_error(tmp_path):
+    quiet = TrainerHooks(log=lambda msg: None)
+    no_loop = [o for o in TINY if not o.startswith("train.in_the_loop")]
+    Trainer(load_config(None, no_loop + ["train.epochs=1"]), tmp_path, quiet).fit()
+    resumed = Trainer(load_config(None, TINY + ["train.epochs=2"]), tmp_path, quiet)
+    assert resumed.epoch == 1 and torch.isinf(resumed.loop.store.loss).all()
+    resumed.fit()
+    (tmp_path / FITS).unlink()
+    with pytest.raises(FileNotFoundError, match="fits store is missing"):
+        Trainer(load_config(None, TINY + ["train.epochs=3"]), tmp_path, quiet)

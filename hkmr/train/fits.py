@@ -86,8 +86,8 @@ class FitsStore:
         """Store the fits (augmented frame) of samples ``keys`` where ``loss`` is lower than
         ``against`` (default: the stored losses) and the sample has no ground truth; samples
         with ``has_smpl`` store the given parameters (their ground truth) with loss 0.
-        Returns the mask of samples whose fit was replaced by a better one. Keys must be
-        distinct within a call."""
+        Returns the mask of samples whose fit was replaced by a better one. A key given twice
+        in one call (a mixture may repeat an item) keeps one of its rows."""
         k = keys.cpu()
         loss = loss.detach().float().cpu()
         gt = (torch.zeros_like(loss, dtype=torch.bool) if has_smpl is None

@@ -130,9 +130,14 @@ class InTheLoop:
     def save(self, out_dir: Path, step: int) -> Path:
         return self.store.save(Path(out_dir) / FITS, step)
 
-    def load(self, out_dir: Path, step: int, log=print) -> None:
+    def load(self, out_dir: Path, step: int, log=print, required: bool = True) -> None:
+        """Read the store saved beside a checkpoint. ``required``: the checkpoint was made in
+        the loop (else a run switching the loop on starts with an empty store)."""
         path = Path(out_dir) / FITS
         if not path.exists():
+            if not required:
+                log(f"{path}: no fits yet (the checkpoint was trained without the loop)")
+                return
             raise FileNotFoundError(f"{path}: the checkpoint was written with train.in_the_loop "
                                     "but its fits store is missing")
         saved = self.store.load(path)

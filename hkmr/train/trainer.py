@@ -290,7 +290,8 @@ class Trainer:
         self.epoch, self.step = blob["epoch"], blob["step"]
         self.images_seen, self.history = blob["images_seen"], blob["history"]
         if self.loop is not None:
-            self.loop.load(path.parent, self.step, self.hooks.log)
+            self.loop.load(path.parent, self.step, self.hooks.log,
+                           required=blob["config"]["train"].get("in_the_loop", False))
         rng = blob["rng"]
         torch.set_rng_state(rng["torch"].cpu())
         np.random.set_state(rng["numpy"])
