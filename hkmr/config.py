@@ -83,6 +83,8 @@ class DataConfig:
     workers: int = _range(0, 0, 64, "DataLoader worker processes")
     val_protocol: Literal["P1", "P2"] = "P1"
     features: str | None = None  # feature cache (hkmr features extract); None = keyed, cached
+    smpl_fraction: float = _range(1.0, 0.0, 1.0, "share of training samples that keep SMPL "
+                                  "and 3D ground truth; the rest are 2D-only (Table 4)")
 
 
 @dataclass
@@ -101,6 +103,13 @@ class TrainConfig:
     disc_lr: float = _range(1e-4, 1e-8, 1.0, "discriminator prior learning rate")
     prior_corpus: int = _range(20000, 100, 10_000_000, "poses sampled for the priors")
     threads: int = _range(0, 0, 1024, "torch CPU threads, 0 = torch's default")
+    # in-the-loop SMPLify (Sec. 3.4, SPIN's encoder-regressor-optimizer; hkmr/train/loop.py)
+    in_the_loop: bool = False
+    smplify_iters: int = _range(100, 1, 10_000, "Adam iterations per SMPLify stage (SPIN 100)")
+    smplify_lr: float = _range(0.01, 1e-6, 1.0, "SMPLify Adam step size (SPIN 1e-2)")
+    smplify_prior: Literal["vae", "gmm"] = "gmm"  # SMPLify's pose prior (SPIN: a GMM)
+    fit_threshold: float = _range(100.0, 0.0, 1e9, "fits with a higher reprojection loss "
+                                  "(SPIN px^2 units) do not supervise (SPIN 100)")
 
 
 @dataclass

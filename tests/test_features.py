@@ -268,3 +268,37 @@ def test_smoke_frozen_run_beats_the_mean_pose_baseline_by_a_wide_margin(tmp_path
     # measured: ~256 mm vs ~322 mm (PA-MPJPE ~180 mm, worse than the mean pose's ~136 mm, as
     # for end-to-end training at this scale: 1,600 images teach little beyond orientation)
     assert after["val_mpjpe"] < 0.85 * baseline
+
+
+def test_in_the_loop_on_cached_features_stores_fits_un_flipped(setup, tmp_path):
+    """Feature items say whether they are the mirrored copy; with all ground truth kept the
+    fits store then holds every visited sample's *un-flipped* pose, also for samples the
+    epochs showed mirrored; with half hidden, SMPLify fits them."""
+    from hkmr.train.fits import FITS
+
+    cfg, root, ckpt, cache, model = setup
+    data = cache.dataset("train", flip_prob=0.5, seed=0)
+    data.set_epoch(0)
+    assert [float(data[i]["flip"]) for i in range(8)] == data._flip[:8].float().tolist()
+    loop = ["train.in_the_loop=true", "train.smplify_iters=5", "model.prior=none"]
+    trainer = Trainer(frozen(cache, ckpt, "train.epochs=2", *loop), tmp_path / "gt", quiet())
+    trainer.fit()
+    store = trainer.loop.store
+    seen = (store.loss == 0).nonzero()[:, 0]
+    flipped_once = [int(i) for i in seen if any(
+        bool(_flips(trainer, e)[i]) for e in range(2))]
+    assert len(seen) >= 16 and flipped_once, "visited samples, some of them mirrored"
+    raw = torch.as_tensor(raw_targets(cache.targets("train"))["pose"], dtype=torch.float32)
+    rows = torch.as_tensor(data.rows)[seen]
+    kin = trainer.kinematics
+    betas = store.betas[seen]
+    assert torch.allclose(kin(store.pose[seen], betas), kin(raw[rows], betas), atol=1e-5)
+    half = Trainer(frozen(cache, ckpt, "train.epochs=1", "data.smpl_fraction=0.5", *loop),
+                   tmp_path / "half", quiet())
+    end = half.fit()
+    assert end["train_fit_improved"] > 0 and (tmp_path / "half" / FITS).exists()
+
+
+def _flips(trainer, epoch):
+    trainer.train_set.set_epoch(epoch)
+    return trainer.train_set._flip.clone()

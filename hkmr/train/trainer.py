@@ -16,6 +16,11 @@ gets the verified feature cache (training the shared encoder and extracting it o
 loads the cache's encoder into the model and freezes it, and trains the regressor alone on the
 cached features (in memory, so no loader workers). Every epoch's metrics name the ``protocol``
 and, when frozen, the ``encoder_hash``.
+
+In-the-loop optimisation (``train.in_the_loop``, :mod:`hkmr.train.loop`): after the forward
+pass SMPLify fits the batch from the detached prediction and the best fits so far become the
+SMPL targets of samples without ground truth; the fits store is saved next to every checkpoint
+(``fits.npz``). ``data.smpl_fraction`` < 1 hides SMPL and 3D ground truth of a fixed subset.
 """
 
 from __future__ import annotations
@@ -40,6 +45,7 @@ from ..model.estimator import MeshEstimator, pose_body
 from .data import EpochSampler, build_datasets, mean_params_for
 from ..eval.protocols import evaluate_joints
 from .losses import total_loss
+from .loop import InTheLoop, hide_ground_truth, kept_ground_truth, sample_keys
 from .priors import TrainingPrior
 
 CHECKPOINT = "checkpoint.pt"
@@ -136,6 +142,12 @@ class Trainer:
         self.model = self.hooks.prepare_model(model)
         self.module = model  # unwrapped, for checkpoints
         self.prior = TrainingPrior(cfg, self.device)
+        # data.smpl_fraction and train.in_the_loop (SMPLify in the loop, hkmr/train/loop.py)
+        self.sample_count, self.sample_key = sample_keys(self.train_set)
+        self.gt_kept = kept_ground_truth(self.sample_count, cfg.data.smpl_fraction)
+        self.loop = (InTheLoop(cfg, self.kinematics, self.sample_count,
+                               mean_params_for(cfg).pose, self.device, self.hooks.world_size)
+                     if cfg.train.in_the_loop else None)
         self.optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad],
                                           lr=cfg.train.lr, weight_decay=cfg.train.weight_decay)
         self.amp = cfg.train.amp and self.device.type == "cuda"
@@ -161,11 +173,16 @@ class Trainer:
     def train_step(self, batch: dict) -> dict[str, float]:
         batch = {k: v.to(self.device, non_blocking=True) if torch.is_tensor(v) else v
                  for k, v in batch.items()}
+        keys = self.sample_key(batch)
+        batch = hide_ground_truth(batch, self.gt_kept, keys)
         with torch.autocast(self.device.type, enabled=self.amp):
             outputs = (self.model(features=batch["features"]) if "features" in batch
                        else self.model(batch["img"]))
         if self.amp:  # the body model and losses run in float32
             outputs = [o.float() for o in outputs]
+        fit_stats = {}
+        if self.loop is not None:  # SMPLify fits become the SMPL targets (SPIN)
+            batch, fit_stats = self.loop.step(batch, keys, outputs[-1])
         loss, terms = total_loss(outputs, batch, self.joints_of, self.cfg.loss, self.prior.module)
         bad = [name for name, value in terms.items() if not torch.isfinite(value)]
         if bad or not torch.isfinite(loss):
@@ -181,6 +198,7 @@ class Trainer:
         self.images_seen += batch["index"].shape[0] * self.hooks.world_size
         logged = {f"loss_{k}": v.item() for k, v in terms.items()}
         logged["loss"] = loss.item()
+        logged.update(fit_stats)
         if prior_loss is not None:
             logged["loss_discriminator"] = prior_loss
         return logged
@@ -248,6 +266,8 @@ class Trainer:
     def save(self) -> Path:
         """Write the checkpoint atomically (temporary name, then rename)."""
         path = self.out_dir / CHECKPOINT
+        if self.loop is not None:  # first: a checkpoint never refers to missing fits
+            self.loop.save(self.out_dir, self.step)
         with atomic_path(path) as tmp:
             torch.save(self.state(), tmp)
         return path
@@ -269,6 +289,9 @@ class Trainer:
         self.prior.load_state_dict(blob["prior"])
         self.epoch, self.step = blob["epoch"], blob["step"]
         self.images_seen, self.history = blob["images_seen"], blob["history"]
+        if self.loop is not None:
+            self.loop.load(path.parent, self.step, self.hooks.log,
+                           required=blob["config"]["train"].get("in_the_loop", False))
         rng = blob["rng"]
         torch.set_rng_state(rng["torch"].cpu())
         np.random.set_state(rng["numpy"])
