@@ -31,7 +31,9 @@ from .cache import FeatureCache, extract, load_encoder, open_cache, settings_has
 
 #: keys that do not change what the shared encoder learns
 _NOT_IN_KEY = {("data", "workers"), ("data", "features"), ("train", "threads"),
-               ("train", "device"), ("train", "eval_samples")}
+               ("train", "device"), ("train", "eval_samples"),
+               # the CMR baseline's keys: no part of the shared encoder's HMR run
+               ("model", "cmr_channels"), ("model", "cmr_downsample"), ("loss", "w_vertices")}
 
 
 def dataset_settings(cfg: Config) -> dict:
