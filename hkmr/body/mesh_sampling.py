@@ -111,20 +111,16 @@ def _closest_barycentric(p: np.ndarray, tri: np.ndarray) -> tuple[np.ndarray, np
     return bary, np.where(ok, dist, np.inf)
 
 
-def compute_sampling(vertices: np.ndarray, faces: np.ndarray, factor: int) -> MeshSampling:
-    """D, U and Â for a mesh with ``ceil(V / factor)`` coarse vertices (see the module doc)."""
-    vertices = np.asarray(vertices, dtype=np.float64)
-    faces = np.asarray(faces, dtype=np.int64)
+def _cells(vertices: np.ndarray, edges: np.ndarray, n: int):
+    """The fine edge graph (edge lengths), the ``n`` kept vertices and the cell (coarse vertex
+    index) of every fine vertex."""
     V = len(vertices)
-    n = math.ceil(V / factor)
-    edges = _edges(faces)
     lengths = np.linalg.norm(vertices[edges[:, 0]] - vertices[edges[:, 1]], axis=1)
     graph = sp.coo_matrix((np.maximum(lengths, 1e-12), (edges[:, 0], edges[:, 1])),
                           shape=(V, V)).tocsr()
     ncomp, label = connected_components(graph, directed=False)
-    sizes = np.bincount(label, minlength=ncomp)
     keep = []
-    for comp, count in enumerate(_shares(sizes, n)):
+    for comp, count in enumerate(_shares(np.bincount(label, minlength=ncomp), n)):
         members = np.nonzero(label == comp)[0]
         keep.append(members[_farthest_points(vertices[members], count)])
     keep = np.sort(np.concatenate(keep))
@@ -132,42 +128,59 @@ def compute_sampling(vertices: np.ndarray, faces: np.ndarray, factor: int) -> Me
                             return_predecessors=True)
     coarse_of = np.full(V, -1)
     coarse_of[keep] = np.arange(n)
-    cell = coarse_of[source]  # (V,) coarse vertex whose cell holds each fine vertex
+    return graph, keep, coarse_of[source]
 
-    # coarse adjacency from fine edges that cross cells, Kipf-Welling normalisation
+
+def _normalised_adjacency(edges: np.ndarray, cell: np.ndarray, n: int) -> sp.csr_matrix:
+    """Coarse vertices joined where a fine edge crosses their cells; D^-1/2 (A + I) D^-1/2."""
     ce = cell[edges]
     ce = ce[ce[:, 0] != ce[:, 1]]
     adj = sp.coo_matrix((np.ones(len(ce)), (ce[:, 0], ce[:, 1])), shape=(n, n))
     adj = ((adj + adj.T) > 0).astype(np.float64) + sp.eye(n)
     inv_sqrt = sp.diags(1 / np.sqrt(np.asarray(adj.sum(1)).ravel()))
-    adjacency = (inv_sqrt @ adj @ inv_sqrt).tocsr()
+    return (inv_sqrt @ adj @ inv_sqrt).tocsr()
 
-    # coarse triangles: fine faces spanning three cells; U by barycentric weights on them
+
+def _upsampling(vertices, faces, graph, keep, cell) -> sp.csr_matrix:
+    """U: barycentric weights on the closest coarse triangle (fine faces spanning three cells)
+    among those at the cells of the vertex and of its fine neighbours; kept vertices, and any
+    vertex without a coarse triangle nearby, copy their cell's vertex."""
+    V, n = len(vertices), len(keep)
+    rows, cols, vals = np.arange(V), cell, np.ones(V)
     cf = cell[faces]
     cf = cf[(cf[:, 0] != cf[:, 1]) & (cf[:, 1] != cf[:, 2]) & (cf[:, 0] != cf[:, 2])]
     cf = np.unique(np.sort(cf, 1), axis=0)  # orientation does not matter for weights
-    coarse_v = vertices[keep]
-    rows, cols, vals = np.arange(V), cell, np.ones(V)  # default: copy the cell's vertex
     if len(cf):
-        # candidates: coarse triangles at the cells of the vertex and of its fine neighbours
         incident = sp.coo_matrix((np.ones(cf.size), (cf.ravel(), np.repeat(np.arange(len(cf)), 3))),
-                                 shape=(n, len(cf))).tocsr()
-        in_cell = sp.coo_matrix((np.ones(V), (np.arange(V), cell)), shape=(V, n)).tocsr()
+                                 shape=(n, len(cf)))
+        in_cell = sp.coo_matrix((np.ones(V), (np.arange(V), cell)), shape=(V, n))
         near = ((graph + graph.T + sp.eye(V)) > 0).astype(np.float64)
-        pairs = (near @ in_cell @ incident).tocoo()
-        bary, dist = _closest_barycentric(vertices[pairs.row], coarse_v[cf[pairs.col]])
+        pairs = (near @ in_cell.tocsr() @ incident.tocsr()).tocoo()  # (vertex, triangle)
+        bary, dist = _closest_barycentric(vertices[pairs.row], vertices[keep][cf[pairs.col]])
         order = np.lexsort((dist, pairs.row))
         first = order[np.r_[True, np.diff(pairs.row[order]) != 0]]  # best triangle a vertex
         has = np.zeros(V, bool)
         has[pairs.row[first]] = np.isfinite(dist[first])
-        has &= coarse_of < 0  # kept vertices copy themselves exactly
+        has[keep] = False
         first = first[has[pairs.row[first]]]
         rows = np.concatenate([rows[~has], np.repeat(pairs.row[first], 3)])
         cols = np.concatenate([cols[~has], cf[pairs.col[first]].ravel()])
         vals = np.concatenate([vals[~has], bary[first].ravel()])
-    up = sp.coo_matrix((vals, (rows, cols)), shape=(V, n)).tocsr()
-    down = sp.coo_matrix((np.ones(n), (np.arange(n), keep)), shape=(n, V)).tocsr()
-    return MeshSampling(keep=keep, down=down, up=up, adjacency=adjacency,
+    return sp.coo_matrix((vals, (rows, cols)), shape=(V, n)).tocsr()
+
+
+def compute_sampling(vertices: np.ndarray, faces: np.ndarray, factor: int) -> MeshSampling:
+    """D, U and Â for a mesh with ``ceil(V / factor)`` coarse vertices (see the module doc)."""
+    vertices = np.asarray(vertices, dtype=np.float64)
+    faces = np.asarray(faces, dtype=np.int64)
+    V, n = len(vertices), math.ceil(len(vertices) / factor)
+    edges = _edges(faces)
+    graph, keep, cell = _cells(vertices, edges, n)
+    return MeshSampling(keep=keep,
+                        down=sp.coo_matrix((np.ones(n), (np.arange(n), keep)),
+                                           shape=(n, V)).tocsr(),
+                        up=_upsampling(vertices, faces, graph, keep, cell),
+                        adjacency=_normalised_adjacency(edges, cell, n),
                         template=vertices[keep])
 
 
