@@ -133,6 +133,21 @@ def test_cmr_trains_on_frozen_features_and_evaluates_its_mesh_from_the_checkpoin
     assert math.isfinite(out["P1_standard_mpjpe"]) and 0 <= out["seg_fb_acc"] <= 100
 
 
+def test_table1_sweeps_hmr_cmr_and_hkmr_at_every_preset():
+    from tuning.space import load_experiment
+
+    exp = load_experiment("table1")
+    assert list(exp.configurations) == ["HMR", "CMR", "HKMR"]
+    assert all(t["rows"] == ["HMR", "CMR", "HKMR"] for t in exp.tables)
+    sizes = {}
+    for preset in exp.presets:
+        cmr = exp.resolve(preset, "CMR").model
+        assert cmr.regressor == "cmr" and cmr.prior == "none"
+        sizes[preset] = (cmr.cmr_channels, cmr.cmr_downsample)
+    assert sizes["smoke"] == sizes["cpu_frozen"] == (64, 16)
+    assert sizes["paper"] == sizes["paper_frozen"] == (256, 4)  # CMR's own sizes
+
+
 @pytest.mark.slow
 def test_smoke_preset_cmr_learns(tmp_path):
     """Three short epochs of CMR at the smoke preset (64 channels on 431 vertices) bring the
