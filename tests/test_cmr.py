@@ -12,7 +12,7 @@ from test_features import (CPU, frozen, mean_pose_mpjpe, one_thread, quiet,  # n
 from hkmr.body.joints import JointKinematics
 from hkmr.config import ConfigError, load_config, make_config
 from hkmr.eval.protocols import evaluate_protocols, load_checkpoint
-from hkmr.model import MeanParams, MeshEstimator, RegressorOutput, build_regressor
+from hkmr.model import MeanParams, MeshEstimator, RegressorOutput, build_regressor, pose_body
 from hkmr.model.estimator import count_parameters, weak_perspective
 from hkmr.train.losses import total_loss
 from hkmr.train.trainer import Trainer
@@ -73,6 +73,8 @@ def test_joints_and_losses_come_from_the_regressed_mesh(body_model):
                           vertices=posed.vertices)
     joints = kin.joints_of(out)
     assert torch.allclose(joints, posed.joints, atol=1e-5)
+    mesh = pose_body(body_model, out)  # what the demo and mesh-joint training use
+    assert mesh.vertices is out.vertices and torch.allclose(mesh.joints, joints, atol=1e-6)
     assert not torch.allclose(kin(out.pose, out.betas), posed.joints, atol=1e-2)
     ones = torch.ones(4, 24, 1)
     batch = {"pose": pose.flatten(1), "betas": betas, "vertices": posed.vertices,
