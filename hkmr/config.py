@@ -30,7 +30,7 @@ class BodyConfig:
 class ModelConfig:
     """The encoder-regressor (Sec. 3.2) and every ablation switch of Tables 2-3."""
 
-    regressor: Literal["hkmr", "hmr"] = "hkmr"
+    regressor: Literal["hkmr", "hmr", "cmr"] = "hkmr"
     encoder: Literal["resnet50", "small_cnn"] = "resnet50"
     pretrained: bool = False  # ImageNet weights for resnet50 (needs them downloaded)
     outer_iters: int = _range(3, 1, 16, "T, outer iterations (paper 3)")
@@ -44,6 +44,8 @@ class ModelConfig:
     hmr_iters: int = _range(3, 1, 16, "iterations of the HMR baseline's error feedback")
     hmr_hidden: int = _range(1024, 8, 8192, "width of the HMR baseline's two FC layers")
     dropout: float = _range(0.5, 0.0, 0.95, "dropout of the HMR baseline")
+    cmr_channels: int = _range(256, 8, 4096, "channels of the CMR baseline's graph CNN")
+    cmr_downsample: int = _range(4, 1, 64, "CMR's graph CNN runs on 1/this of the vertices")
     prior: Literal["vae", "discriminator", "none"] = "vae"
     vae_checkpoint: str | None = None  # trained by `hkmr prior train-vae`; None = build one
     # frozen-encoder protocol (hkmr/features): train only the regressor on cached features
@@ -62,6 +64,7 @@ class LossConfig:
     w_smpl: float = _range(1.0, 0.0, 1e4)
     w_shape: float = _range(0.001, 0.0, 1e4)
     w_prior: float = _range(0.01, 0.0, 1e4)
+    w_vertices: float = _range(5.0, 0.0, 1e4, "L1 on a regressed mesh (CMR), as w_3d")
 
 
 @dataclass

@@ -246,6 +246,23 @@ def test_sweep_driver_prepares_one_cache_for_all_trials(tmp_path):
         prepare_shared(plan_sweep(path, "smoke", storage=tmp_path / "store"), tmp_path / "shared")
 
 
+def test_shared_encoder_key_ignores_regressor_and_loop_settings():
+    from hkmr.config import make_config
+    from hkmr.features.protocol import encoder_key, encoder_run_config
+
+    base = {"model.encoder": "small_cnn", "model.freeze_encoder": True}
+    key = encoder_key(make_config(base))
+    # the key of caches made before the CMR and SMPLify keys existed: changing it would
+    # re-train every user's shared encoders
+    assert key == "small_cnn-a29e31d92fe1"
+    same = {"model.regressor": "cmr", "model.cmr_channels": 32, "loss.w_vertices": 1.0,
+            "train.in_the_loop": True, "train.smplify_iters": 5, "train.fit_threshold": 9.0}
+    assert encoder_key(make_config({**base, **same})) == key
+    assert not encoder_run_config(make_config({**base, **same})).train.in_the_loop
+    assert encoder_key(make_config({**base, "data.smpl_fraction": 0.5})) != key
+    assert encoder_key(make_config({**base, "model.encoder_epochs": 4})) != key
+
+
 def mean_pose_mpjpe(cfg, dataset, kinematics) -> float:
     """MPJPE (14 joints, mm) of answering every item with the regressors' starting point."""
     mean = mean_params_for(cfg)

@@ -134,7 +134,7 @@ class Trainer:
         self.body = BodyModel(cfg.body.model_path).to(self.device)
         self.kinematics = JointKinematics(self.body).to(self.device)
         self.train_set, self.val_set = build_datasets(cfg, self.features)
-        model = MeshEstimator(cfg.model, mean_params_for(cfg))
+        model = MeshEstimator(cfg.model, mean_params_for(cfg), cfg.body.model_path)
         if self.features is not None:
             model.freeze_encoder(self.features.encoder().state)
             model.feature_cache = self.features  # evaluate_protocols reads the cached test sets
@@ -166,9 +166,9 @@ class Trainer:
 
     # -- one optimisation step ------------------------------------------------------------------
     def joints_of(self, out):
-        if self.cfg.train.joints == "mesh":
+        if self.cfg.train.joints == "mesh" and out.vertices is None:
             return pose_body(self.body, out).joints
-        return self.kinematics(out.pose, out.betas)
+        return self.kinematics.joints_of(out)
 
     def train_step(self, batch: dict) -> dict[str, float]:
         batch = {k: v.to(self.device, non_blocking=True) if torch.is_tensor(v) else v
@@ -183,6 +183,9 @@ class Trainer:
         fit_stats = {}
         if self.loop is not None:  # SMPLify fits become the SMPL targets (SPIN)
             batch, fit_stats = self.loop.step(batch, keys, outputs[-1])
+        if outputs[0].vertices is not None:  # a regressed mesh (CMR): its (fitted) targets' mesh
+            with torch.no_grad():
+                batch["vertices"] = self.body.forward_pose(batch["pose"], batch["betas"]).vertices
         loss, terms = total_loss(outputs, batch, self.joints_of, self.cfg.loss, self.prior.module)
         bad = [name for name, value in terms.items() if not torch.isfinite(value)]
         if bad or not torch.isfinite(loss):
@@ -274,7 +277,9 @@ class Trainer:
 
     def load(self, path: Path) -> None:
         blob = torch.load(path, map_location=self.device, weights_only=False)
-        if blob.get("config", {}).get("model") != to_dict(self.cfg)["model"]:
+        # keys added to the config since the checkpoint was written are not compared
+        stored, current = blob.get("config", {}).get("model", {}), to_dict(self.cfg)["model"]
+        if not stored or any(current.get(k) != v for k, v in stored.items()):
             raise ValueError(f"{path}: checkpoint was made with another model config; use a "
                              "new output folder or the same config")
         self.module.load_state_dict(blob["model"])
