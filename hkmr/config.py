@@ -30,7 +30,7 @@ class BodyConfig:
 class ModelConfig:
     """The encoder-regressor (Sec. 3.2) and every ablation switch of Tables 2-3."""
 
-    regressor: Literal["hkmr", "hmr"] = "hkmr"
+    regressor: Literal["hkmr", "hmr", "cmr"] = "hkmr"
     encoder: Literal["resnet50", "small_cnn"] = "resnet50"
     pretrained: bool = False  # ImageNet weights for resnet50 (needs them downloaded)
     outer_iters: int = _range(3, 1, 16, "T, outer iterations (paper 3)")
@@ -44,6 +44,8 @@ class ModelConfig:
     hmr_iters: int = _range(3, 1, 16, "iterations of the HMR baseline's error feedback")
     hmr_hidden: int = _range(1024, 8, 8192, "width of the HMR baseline's two FC layers")
     dropout: float = _range(0.5, 0.0, 0.95, "dropout of the HMR baseline")
+    cmr_channels: int = _range(256, 8, 4096, "channels of the CMR baseline's graph CNN")
+    cmr_downsample: int = _range(4, 1, 64, "CMR's graph CNN runs on 1/this of the vertices")
     prior: Literal["vae", "discriminator", "none"] = "vae"
     vae_checkpoint: str | None = None  # trained by `hkmr prior train-vae`; None = build one
     # frozen-encoder protocol (hkmr/features): train only the regressor on cached features
@@ -62,6 +64,7 @@ class LossConfig:
     w_smpl: float = _range(1.0, 0.0, 1e4)
     w_shape: float = _range(0.001, 0.0, 1e4)
     w_prior: float = _range(0.01, 0.0, 1e4)
+    w_vertices: float = _range(5.0, 0.0, 1e4, "L1 on a regressed mesh (CMR), as w_3d")
 
 
 @dataclass
@@ -83,6 +86,8 @@ class DataConfig:
     workers: int = _range(0, 0, 64, "DataLoader worker processes")
     val_protocol: Literal["P1", "P2"] = "P1"
     features: str | None = None  # feature cache (hkmr features extract); None = keyed, cached
+    smpl_fraction: float = _range(1.0, 0.0, 1.0, "share of training samples that keep SMPL "
+                                  "and 3D ground truth; the rest are 2D-only (Table 4)")
 
 
 @dataclass
@@ -101,6 +106,13 @@ class TrainConfig:
     disc_lr: float = _range(1e-4, 1e-8, 1.0, "discriminator prior learning rate")
     prior_corpus: int = _range(20000, 100, 10_000_000, "poses sampled for the priors")
     threads: int = _range(0, 0, 1024, "torch CPU threads, 0 = torch's default")
+    # in-the-loop SMPLify (Sec. 3.4, SPIN's encoder-regressor-optimizer; hkmr/train/loop.py)
+    in_the_loop: bool = False
+    smplify_iters: int = _range(100, 1, 10_000, "Adam iterations per SMPLify stage (SPIN 100)")
+    smplify_lr: float = _range(0.01, 1e-6, 1.0, "SMPLify Adam step size (SPIN 1e-2)")
+    smplify_prior: Literal["vae", "gmm"] = "gmm"  # SMPLify's pose prior (SPIN: a GMM)
+    fit_threshold: float = _range(100.0, 0.0, 1e9, "fits with a higher reprojection loss "
+                                  "(SPIN px^2 units) do not supervise (SPIN 100)")
 
 
 @dataclass

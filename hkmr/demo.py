@@ -19,6 +19,7 @@ from .body.kinematics import PARENTS
 from .data.datasets import IMAGENET_MEAN, IMAGENET_STD, normalize_image
 from .data.render import rasterize, vertex_normals, weak_perspective
 from .io import atomic_path
+from .model.estimator import pose_body
 
 MESH_BGR = np.array([235, 190, 120], np.float32)  # light blue
 SIDE_BG = 40
@@ -51,7 +52,7 @@ def predict_image(model, body, image: np.ndarray, device) -> dict[str, np.ndarra
     camera-oriented body frame (x right, y down, z forward), cam (s, tx, ty), pose, betas."""
     model.eval()
     out = model(normalize_image(image)[None].to(device))[-1]
-    posed = body.forward(out.pose[:, :1], out.pose[:, 1:], out.betas)
+    posed = pose_body(body, out)
     return {"vertices": posed.vertices[0].float().cpu().numpy(),
             "joints": posed.joints[0].float().cpu().numpy(),
             "cam": out.cam[0].float().cpu().numpy(),

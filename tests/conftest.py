@@ -43,3 +43,19 @@ def model_with_data_statistics(cfg, split: str):
     with torch.no_grad():
         model.train().encoder(torch.stack([data[i]["img"] for i in range(len(data))]))
     return model.eval(), root
+
+
+def smoke_run(tmp_path, *overrides):
+    """Train the smoke preset (no prior) with ``overrides``; returns the validation metrics
+    of the untrained model and after training (printed), and the trainer."""
+    from hkmr.config import load_config
+    from hkmr.train.trainer import Trainer, TrainerHooks
+
+    cfg = load_config("smoke", ["model.prior=none", *overrides])
+    trainer = Trainer(cfg, tmp_path, TrainerHooks(log=lambda msg: None))
+    before = trainer.evaluate()
+    after = trainer.fit()
+    print(f"smoke {cfg.model.regressor}: val MPJPE {before['val_mpjpe']:.1f} -> "
+          f"{after['val_mpjpe']:.1f} mm, PA-MPJPE {before['val_pa_mpjpe']:.1f} -> "
+          f"{after['val_pa_mpjpe']:.1f} mm, {after['images_per_second']:.0f} images/s")
+    return before, after, trainer

@@ -38,6 +38,12 @@ def test_tables_in_the_papers_shape_skip_failed_trials_and_say_so():
                              "rows": ["A", "B"], "metric": "mpjpe"}, rows)
     assert "Standard P1 | Standard P2 | Bar P1" in table1
     assert "| A | 81.00 ± 12.71 (n=2) | 80.00 ± 12.71 (n=2) | 86.00" in table1
+    for r in rows[:4]:
+        r.update(invisible_mpjpe_2d_px=r["P1_standard_mpjpe"] / 10, invisible_pck=50.0)
+    table4 = markdown_table({"title": "T4", "layout": "invisible", "rows": ["B", "A"]}, rows)
+    assert "| | MPJPE (pixel) | PCK (%) |" in table4
+    assert "| B | 7.05 ± 0.64 (n=2) | 50.00 ± 0.00 (n=2) |" in table4
+    assert table4.index("| B |") < table4.index("| A |")
     status = status_section(rows)
     assert "1 failed" in status and "4 ok" in status and "non-finite loss" in status
 

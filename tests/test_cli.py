@@ -14,7 +14,7 @@ def test_installed_hkmr_help_lists_the_subcommands():
     assert script.exists(), "pip install puts the hkmr console script beside python"
     out = subprocess.run([str(script), "--help"], capture_output=True, text=True, check=True)
     for command in ("body", "synth", "prior", "train", "eval", "demo", "features", "sweep",
-                    "report", "choose-iterations"):
+                    "report", "choose-iterations", "compare"):
         assert command in out.stdout, command
 
 

@@ -118,3 +118,27 @@ def test_demo_on_a_test_render_and_on_an_image_file(trained, tmp_path, capsys):
     assert cv2.imread(str(tmp_path / "photo_demo" / "demo.png")).shape == (96, 288, 3)
     assert main(["demo", str(tmp_path / "missing.jpg"), "--checkpoint", str(trained)]) == 2
     assert "missing.jpg" in capsys.readouterr().err
+
+
+def test_compare_puts_two_checkpoints_in_table4s_shape(trained, tmp_path_factory, capsys):
+    """Two trained models (the module's HKMR run and an HMR run in the loop on the same data)
+    evaluated into one Table 4: a row each, occluded columns and invisible joints filled."""
+    spin = tmp_path_factory.mktemp("spin")
+    assert main(["train", "--config", "smoke", *TINY, "model.regressor=hmr",
+                 "train.in_the_loop=true", "train.smplify_iters=5", "data.smpl_fraction=0.5",
+                 "--out", str(spin), "--no-eval"]) == 0
+    assert (spin / "fits.npz").exists()
+    out = tmp_path_factory.mktemp("compare")
+    assert main(["compare", "--checkpoint", f"SPIN={spin}", "--checkpoint",
+                 f"HKMR_MF={trained / 'checkpoint.pt'}", "--out", str(out), "--limit", "8"]) == 0
+    text = (out / "table4.md").read_text()
+    assert "| MPJPE | Standard P1 | Standard P2 | Bar P1 |" in text
+    assert "Invisible MPJPE (pixel) ↓ | Invisible PCK (%) ↑ |" in text
+    rows = [line for line in text.splitlines() if line.startswith(("| SPIN", "| HKMR_MF"))]
+    assert len(rows) == 4 and "–" not in "".join(rows), rows  # MPJPE and PA-MPJPE, all filled
+    blob = json.loads((out / "table4.json").read_text())
+    assert set(blob["runs"]) == {"SPIN", "HKMR_MF"}
+    assert blob["runs"]["SPIN"]["P1_bar_mpjpe"] != blob["runs"]["HKMR_MF"]["P1_bar_mpjpe"]
+    assert (out / "SPIN" / "metrics.json").exists() and (out / "HKMR_MF" / "summary.md").exists()
+    assert main(["compare", "--checkpoint", f"SPIN{spin}", "--out", str(out)]) == 2
+    assert "must look like NAME=PATH" in capsys.readouterr().err

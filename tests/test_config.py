@@ -30,6 +30,12 @@ def test_yaml_nested_and_dotted_and_overrides(tmp_path):
     ("loss.w_3d=-1", r"loss.w_3d=-1.0 is out of range"),
     ("model.outer_iter=2", r"unknown config key 'model.outer_iter'"),
     ("model", r"must look like key=value"),
+    ("train.in_the_loop=maybe", r"train.in_the_loop='maybe' must be true or false"),
+    ("train.smplify_prior=mog", r"train.smplify_prior='mog' is not allowed; choose one of "
+                                r"'vae', 'gmm'"),
+    ("train.smplify_iters=0", r"train.smplify_iters=0 is out of range; allowed 1..10000"),
+    ("train.fit_threshold=-5", r"train.fit_threshold=-5.0 is out of range"),
+    ("data.smpl_fraction=1.5", r"data.smpl_fraction=1.5 is out of range; allowed 0.0..1.0"),
 ])
 def test_invalid_values_name_key_value_and_allowed(override, message):
     with pytest.raises(ConfigError, match=message):
@@ -47,5 +53,7 @@ def test_sweep_keys_exist():
     for key in ("model.outer_iters", "model.inner_iters", "model.passes",
                 "model.joint_dependency", "model.chain_hierarchy", "model.embed_dim",
                 "model.prior", "loss.w_3d", "loss.w_2d", "loss.w_smpl", "loss.w_prior",
-                "loss.w_shape", "model.regressor", "model.encoder", "model.pretrained"):
+                "loss.w_shape", "model.regressor", "model.encoder", "model.pretrained",
+                "train.in_the_loop", "train.smplify_iters", "train.smplify_lr",
+                "train.smplify_prior", "train.fit_threshold", "data.smpl_fraction"):
         assert key in keys()

@@ -246,6 +246,23 @@ def test_sweep_driver_prepares_one_cache_for_all_trials(tmp_path):
         prepare_shared(plan_sweep(path, "smoke", storage=tmp_path / "store"), tmp_path / "shared")
 
 
+def test_shared_encoder_key_ignores_regressor_and_loop_settings():
+    from hkmr.config import make_config
+    from hkmr.features.protocol import encoder_key, encoder_run_config
+
+    base = {"model.encoder": "small_cnn", "model.freeze_encoder": True}
+    key = encoder_key(make_config(base))
+    # the key of caches made before the CMR and SMPLify keys existed: changing it would
+    # re-train every user's shared encoders
+    assert key == "small_cnn-a29e31d92fe1"
+    same = {"model.regressor": "cmr", "model.cmr_channels": 32, "loss.w_vertices": 1.0,
+            "train.in_the_loop": True, "train.smplify_iters": 5, "train.fit_threshold": 9.0}
+    assert encoder_key(make_config({**base, **same})) == key
+    assert not encoder_run_config(make_config({**base, **same})).train.in_the_loop
+    assert encoder_key(make_config({**base, "data.smpl_fraction": 0.5})) != key
+    assert encoder_key(make_config({**base, "model.encoder_epochs": 4})) != key
+
+
 def mean_pose_mpjpe(cfg, dataset, kinematics) -> float:
     """MPJPE (14 joints, mm) of answering every item with the regressors' starting point."""
     mean = mean_params_for(cfg)
@@ -268,3 +285,37 @@ def test_smoke_frozen_run_beats_the_mean_pose_baseline_by_a_wide_margin(tmp_path
     # measured: ~256 mm vs ~322 mm (PA-MPJPE ~180 mm, worse than the mean pose's ~136 mm, as
     # for end-to-end training at this scale: 1,600 images teach little beyond orientation)
     assert after["val_mpjpe"] < 0.85 * baseline
+
+
+def test_in_the_loop_on_cached_features_stores_fits_un_flipped(setup, tmp_path):
+    """Feature items say whether they are the mirrored copy; with all ground truth kept the
+    fits store then holds every visited sample's *un-flipped* pose, also for samples the
+    epochs showed mirrored; with half hidden, SMPLify fits them."""
+    from hkmr.train.fits import FITS
+
+    cfg, root, ckpt, cache, model = setup
+    data = cache.dataset("train", flip_prob=0.5, seed=0)
+    data.set_epoch(0)
+    assert [float(data[i]["flip"]) for i in range(8)] == data._flip[:8].float().tolist()
+    loop = ["train.in_the_loop=true", "train.smplify_iters=5", "model.prior=none"]
+    trainer = Trainer(frozen(cache, ckpt, "train.epochs=2", *loop), tmp_path / "gt", quiet())
+    trainer.fit()
+    store = trainer.loop.store
+    seen = (store.loss == 0).nonzero()[:, 0]
+    flipped_once = [int(i) for i in seen if any(
+        bool(_flips(trainer, e)[i]) for e in range(2))]
+    assert len(seen) >= 16 and flipped_once, "visited samples, some of them mirrored"
+    raw = torch.as_tensor(raw_targets(cache.targets("train"))["pose"], dtype=torch.float32)
+    rows = torch.as_tensor(data.rows)[seen]
+    kin = trainer.kinematics
+    betas = store.betas[seen]
+    assert torch.allclose(kin(store.pose[seen], betas), kin(raw[rows], betas), atol=1e-5)
+    half = Trainer(frozen(cache, ckpt, "train.epochs=1", "data.smpl_fraction=0.5", *loop),
+                   tmp_path / "half", quiet())
+    end = half.fit()
+    assert end["train_fit_improved"] > 0 and (tmp_path / "half" / FITS).exists()
+
+
+def _flips(trainer, epoch):
+    trainer.train_set.set_epoch(epoch)
+    return trainer.train_set._flip.clone()

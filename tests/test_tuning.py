@@ -191,7 +191,7 @@ def test_bad_experiments_and_overrides_are_rejected_before_ray_starts(tmp_path):
 def test_shipped_experiments_resolve_for_every_preset():
     from tuning.space import load_experiment
 
-    for name in ("table1", "table2", "table3", "loss_weights", "choose_iterations"):
+    for name in ("table1", "table2", "table3", "table4", "loss_weights", "choose_iterations"):
         exp = load_experiment(name)
         assert set(exp.presets) == {"smoke", "cpu", "paper", "smoke_frozen", "cpu_frozen",
                                     "paper_frozen"}
@@ -200,6 +200,15 @@ def test_shipped_experiments_resolve_for_every_preset():
     cfg = table3.resolve("paper", "T3 P4")
     assert (cfg.model.outer_iters, cfg.model.inner_iters, cfg.model.encoder) == (3, 4, "resnet50")
     assert table3.resolve("cpu_frozen", "T1 P4").model.freeze_encoder
+    table4 = load_experiment("table4")
+    for preset in table4.presets:
+        spin, mf = table4.resolve(preset, "SPIN"), table4.resolve(preset, "HKMR_MF")
+        assert (spin.model.regressor, mf.model.regressor) == ("hmr", "hkmr")
+        assert spin.train.in_the_loop and mf.train.in_the_loop
+        assert spin.data.smpl_fraction == mf.data.smpl_fraction < 1
+        assert spin.train.smplify_iters == mf.train.smplify_iters
+        assert {"table1", "invisible"} <= set(table4.presets[preset].suites)
+    assert table4.resolve("paper", "HKMR_MF").train.smplify_iters == 100  # SPIN's
 
 
 def test_cluster_manifests_parse_and_name_commands_that_exist():

@@ -3,7 +3,7 @@
 ``trials.parquet`` holds one row per trial: configuration, seed, status (``ok``, ``stopped``
 by the early-stopping scheduler, ``failed`` with a non-finite loss, ``error`` when the trial
 crashed past its retries), the error, the per-epoch metrics and the final metrics.
-``tables.md`` lays the final metrics out as the paper's Tables 1-3 with mean ± 95 %
+``tables.md`` lays the final metrics out as the paper's Tables 1-4 with mean ± 95 %
 confidence interval over seeds (Student's t) and the number of seeds; PNG plots show MPJPE
 against iterations (Table 3) and against the degree of occlusion (Fig. 6). Every file records
 the command, preset, seeds, git revision and date that made it.
@@ -113,6 +113,12 @@ def markdown_table(table: dict, rows: list[dict]) -> str:
         for name in table["rows"]:
             cells = [fmt(cell(rows, name, f"{p}_{occ}_{metric}"))
                      for occ in OCCLUSIONS for p in ("P1", "P2")]
+            lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    elif table.get("layout") == "invisible":  # Table 4 (right)
+        lines += ["| | MPJPE (pixel) | PCK (%) |", "|---|---|---|"]
+        for name in table["rows"]:
+            cells = [fmt(cell(rows, name, key)) for key in ("invisible_mpjpe_2d_px",
+                                                           "invisible_pck")]
             lines.append(f"| {name} | " + " | ".join(cells) + " |")
     else:
         cols = _columns(table)

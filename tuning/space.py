@@ -143,8 +143,8 @@ def load_experiment(name_or_path: str | Path) -> Experiment:
 
 
 def _table_configurations(table: dict) -> list[str]:
-    names = table.get("rows" if table.get("layout") == "rows_are_configurations" else "columns",
-                      [])
+    rows = table.get("layout") in ("rows_are_configurations", "invisible")
+    names = table.get("rows" if rows else "columns", [])
     return list(names.values()) if isinstance(names, dict) else list(names)
 
 

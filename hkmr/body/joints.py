@@ -6,6 +6,9 @@ vertices, never joints. So the joints the losses and joint metrics need (Sec. 3.
 L_2D) cost a 24-joint forward kinematics instead of a full skinning pass. The forward
 kinematics is smplx's own ``batch_rigid_transform``, so the result equals smplx's first 24
 joints; vertex losses, segmentation metrics and the demo still pose the mesh.
+
+A regressor that outputs the mesh itself (CMR) has no kinematic joints: :meth:`joints_of` takes
+its joints as X(M̂) = J_regressor @ regressed vertices, as CMR does.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ class JointKinematics(nn.Module):
                                                         smpl.shapedirs.double()).float(),
                              persistent=False)
         self.register_buffer("parents", body.parents.clone(), persistent=False)
+        self.register_buffer("regressor", smpl.J_regressor.float().clone(), persistent=False)
 
     def rest_joints(self, betas: torch.Tensor) -> torch.Tensor:
         """J(β): (B, 24, 3)."""
@@ -41,3 +45,11 @@ class JointKinematics(nn.Module):
         posed, _ = batch_rigid_transform(pose, self.rest_joints(betas), self.parents,
                                          dtype=pose.dtype)
         return posed
+
+    def joints_of(self, out) -> torch.Tensor:
+        """The 24 joints of a :class:`~hkmr.model.RegressorOutput`: regressed from its mesh
+        when it has one (CMR), else the forward kinematics of its (Θ, β). (B, 24, 3)."""
+        if out.vertices is not None:
+            return torch.einsum("jv,bvc->bjc", self.regressor.to(out.vertices.dtype),
+                                out.vertices)
+        return self(out.pose, out.betas)

@@ -115,6 +115,8 @@ def transform_targets(sample: dict, params: AugParams) -> dict:
         out["transl"] = (j3d[0, :3] - rest_root).astype(np.float32)
     if "focal" in sample:
         out["focal"] = np.float32(sample["focal"] / params.scale)
+    # what was done, so fits made in this frame can be stored un-augmented (hkmr/train/fits.py)
+    out["flip"], out["rot_deg"] = float(params.flip), float(params.rot_deg)
     return out
 
 

@@ -22,6 +22,9 @@ Every item is a dict of tensors (default-collatable)::
     image_id     int64 ()           stable id of the image (synthetic: sample * 4 + view;
                                     SPIN: row of the .npz); seeds the occluders
     occluded     float32 (24,)      1 where a test-time occluder covers the joint's pixel
+    flip, rot_deg  float32 ()       the training augmentation applied: 1 if mirrored, and the
+                                    rotation about the optical axis in degrees (0 when none);
+                                    flip first, then rotation (:mod:`hkmr.data.augment`)
 
 Synthetic items add ``parts`` uint8 (S, S) (0 background, joint id + 1), ``mask`` bool (S, S),
 ``focal`` float32 () (normalised: x = focal * X / Z) and ``transl`` float32 (3,)
@@ -47,7 +50,8 @@ IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], np.float32)
 IMAGENET_STD = np.array([0.229, 0.224, 0.225], np.float32)
 #: keys every dataset returns; a mixture returns these (plus ``dataset``)
 COMMON_KEYS = ("img", "keypoints", "visible", "joints3d", "pose", "betas", "has_smpl",
-               "has_joints3d", "view", "frontal", "index", "image_id", "occluded")
+               "has_joints3d", "view", "frontal", "index", "image_id", "occluded", "flip",
+               "rot_deg")
 
 
 def normalize_image(img: np.ndarray) -> torch.Tensor:
@@ -118,6 +122,8 @@ def make_item(sample: dict, index: int, image_id: int, view: int, occlusion: tup
         "index": torch.tensor(index, dtype=torch.int64),
         "image_id": torch.tensor(image_id, dtype=torch.int64),
         "occluded": torch.from_numpy(occluded),
+        "flip": torch.tensor(float(sample.get("flip", 0.0))),
+        "rot_deg": torch.tensor(float(sample.get("rot_deg", 0.0))),
     }
     if "parts" in sample:
         item["parts"] = torch.from_numpy(np.ascontiguousarray(sample["parts"]))

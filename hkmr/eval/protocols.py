@@ -85,7 +85,7 @@ def evaluate_joints(model: MeshEstimator, kinematics: JointKinematics, dataset,
     """Mean MPJPE (14 and 24 joints) and PA-MPJPE (14 joints) in mm over a dataset."""
     errors = {"mpjpe": [], "pa_mpjpe": [], "mpjpe_24": []}
     for batch, out in predict(model, dataset, device, batch_size, limit):
-        pred = kinematics(out.pose, out.betas).float().cpu()
+        pred = kinematics.joints_of(out).float().cpu()
         gt = batch["joints3d"][..., :3]
         errors["mpjpe"].append(mpjpe(select_eval_joints(pred), select_eval_joints(gt)))
         errors["pa_mpjpe"].append(pa_mpjpe(select_eval_joints(pred), select_eval_joints(gt)))
@@ -135,7 +135,7 @@ def _run(model, kinematics, dataset: Dataset, indices, device, *, batch_size: in
         renderer = PartRenderer(body.faces.cpu(), body.smpl.lbs_weights.cpu(), image_size)
     for batch, out in predict(model, Subset(dataset, [int(i) for i in indices]), device,
                               batch_size, size=size):
-        pred = kinematics(out.pose, out.betas).float().cpu()
+        pred = kinematics.joints_of(out).float().cpu()
         index.append(batch["index"])
         frontal.append(batch["view"] == FRONTAL_VIEW)
         for k, v in _joint_errors(pred, batch["joints3d"], batch["has_joints3d"]).items():
@@ -150,9 +150,10 @@ def _run(model, kinematics, dataset: Dataset, indices, device, *, batch_size: in
         if seg is not None:
             keep = torch.from_numpy(np.isin(batch["index"].numpy(), seg_keep))
             if keep.any():
-                k = keep.to(out.pose.device)
-                verts = body.forward(out.pose[k][:, :1], out.pose[k][:, 1:],
-                                     out.betas[k]).vertices
+                k = keep.to(out.betas.device)
+                verts = (out.vertices[k] if out.vertices is not None else
+                         body.forward(out.pose[k][:, :1], out.pose[k][:, 1:],
+                                      out.betas[k]).vertices)
                 seg.update(torch.from_numpy(renderer(verts.float(), cam[keep])),
                            batch["parts"][keep])
     return _Pass(torch.cat(index), torch.cat(frontal),
@@ -350,7 +351,7 @@ def load_checkpoint(path: str | Path, device: torch.device | str = "cpu"):
     cfg = checkpoint_config(path, blob)
     # the weights come from the checkpoint: never fetch ImageNet weights for the encoder
     model_cfg = dataclasses.replace(cfg.model, pretrained=False)
-    model = MeshEstimator(model_cfg, mean_params_for(cfg))
+    model = MeshEstimator(model_cfg, mean_params_for(cfg), cfg.body.model_path)
     try:
         model.load_state_dict(blob["model"])
     except RuntimeError as err:

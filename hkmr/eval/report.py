@@ -72,6 +72,21 @@ def invisible_markdown(values: Mapping[str, Value], digits: int = 2) -> str:
     return _table(["", "MPJPE (pixel) ↓", "PCK (%) ↑", "joints"], rows)
 
 
+def table4_markdown(runs: Mapping[str, Mapping[str, Value]], metric: str = "mpjpe",
+                    digits: int = 2) -> str:
+    """Table 4's shape: a row per model (e.g. SPIN and HKMR_MF); columns Standard, Bar,
+    Circle, Rectangle x P1, P2 (``metric``, mm), then the invisible joints' 2D MPJPE (px)
+    and PCK (%)."""
+    header = [metric.replace("_", "-").upper()]
+    header += [f"{c.capitalize()} {p}" for c in COLUMNS for p in PROTOCOLS]
+    header += ["Invisible MPJPE (pixel) ↓", "Invisible PCK (%) ↑"]
+    rows = [[name] + [format_value(values.get(f"{p}_{c}_{metric}"), digits)
+                      for c in COLUMNS for p in PROTOCOLS]
+            + [format_value(values.get(f"invisible_{k}"), digits) for k in ("mpjpe_2d_px", "pck")]
+            for name, values in runs.items()]
+    return _table(header, rows)
+
+
 def segmentation_markdown(values: Mapping[str, Value], digits: int = 2,
                           label: str = "model") -> str:
     """Table 5 (left): FB and part segmentation accuracy (%) and F1 (6 coarse parts as the

@@ -3,7 +3,8 @@
 An item holds ``features`` float32 (F,) and the ground-truth keys of
 :class:`hkmr.data.datasets.SyntheticDataset` items (``keypoints``, ``visible``, ``joints3d``,
 ``pose``, ``betas``, ``has_smpl``, ``has_joints3d``, ``view``, ``frontal``, ``index``,
-``image_id``, ``occluded``, ``subject``, ``focal``, ``transl``; ``parts`` and ``mask`` with
+``image_id``, ``occluded``, ``subject``, ``focal``, ``transl``, ``flip``, ``rot_deg``;
+``parts`` and ``mask`` with
 ``with_parts``), with the same meanings, all kept in memory.
 
 Training augmentation: with ``flip_prob`` > 0 (the training set when ``data.augment`` is on),
@@ -123,7 +124,8 @@ class FeatureDataset(Dataset):
         item.update(has_smpl=torch.tensor(1.0), has_joints3d=torch.tensor(1.0),
                     view=self._view[r], frontal=torch.tensor(view == FRONTAL_VIEW),
                     index=torch.tensor(index, dtype=torch.int64), image_id=self._image_id[r],
-                    occluded=self._occluded[r], subject=self._subject[r])
+                    occluded=self._occluded[r], subject=self._subject[r],
+                    flip=torch.tensor(float(k)), rot_deg=torch.tensor(0.0))
         if self._parts is not None:
             buf = np.frombuffer(self._parts[r].as_buffer(), np.uint8)
             item["parts"] = torch.from_numpy(cv2.imdecode(buf, cv2.IMREAD_UNCHANGED))

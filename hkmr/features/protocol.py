@@ -31,7 +31,15 @@ from .cache import FeatureCache, extract, load_encoder, open_cache, settings_has
 
 #: keys that do not change what the shared encoder learns
 _NOT_IN_KEY = {("data", "workers"), ("data", "features"), ("train", "threads"),
-               ("train", "device"), ("train", "eval_samples")}
+               ("train", "device"), ("train", "eval_samples"),
+               # the CMR baseline's keys: no part of the shared encoder's HMR run
+               ("model", "cmr_channels"), ("model", "cmr_downsample"), ("loss", "w_vertices"),
+               # SMPLify's settings: the encoder run never runs the loop
+               ("train", "in_the_loop"), ("train", "smplify_iters"), ("train", "smplify_lr"),
+               ("train", "smplify_prior"), ("train", "fit_threshold")}
+#: keys in the hash only when set away from their default, so caches made before the key
+#: existed stay valid
+_KEYED_IF_SET = {("data", "smpl_fraction"): 1.0}
 
 
 def dataset_settings(cfg: Config) -> dict:
@@ -50,7 +58,8 @@ def encoder_run_config(cfg: Config) -> Config:
                         pretrained=cfg.model.pretrained, prior="none")
     return validate(Config(body=dataclasses.replace(cfg.body), model=model, loss=LossConfig(),
                            data=dataclasses.replace(cfg.data, features=None),
-                           train=dataclasses.replace(cfg.train, epochs=cfg.model.encoder_epochs),
+                           train=dataclasses.replace(cfg.train, epochs=cfg.model.encoder_epochs,
+                                                     in_the_loop=False),
                            seed=0))
 
 
@@ -59,6 +68,9 @@ def encoder_key(cfg: Config) -> str:
     values = to_dict(encoder_run_config(cfg))
     for section, key in _NOT_IN_KEY:
         values[section].pop(key)
+    for (section, key), default in _KEYED_IF_SET.items():
+        if values[section][key] == default:
+            values[section].pop(key)
     digest = hashlib.sha256(json.dumps(values, sort_keys=True).encode()).hexdigest()[:12]
     return f"{cfg.model.encoder}-{digest}"
 

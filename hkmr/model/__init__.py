@@ -1,4 +1,4 @@
-"""Encoders, the HKMR and HMR regressors, pose priors (Sec. 3.2-3.3)."""
+"""Encoders, the HKMR regressor, the HMR and CMR baselines, pose priors (Sec. 3.2-3.3)."""
 
 from .estimator import MeshEstimator, build_regressor, pose_body, weak_perspective
 from .output import MeanParams, RegressorOutput

@@ -9,30 +9,39 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ..body.mesh_sampling import body_mesh_sampling
 from ..body.model import BodyModel, BodyOutput
 from ..config import ModelConfig
+from .cmr import CMRRegressor
 from .encoder import build_encoder
 from .hkmr import HKMRRegressor
 from .hmr import HMRRegressor
 from .output import MeanParams, RegressorOutput
 
 
-def build_regressor(cfg: ModelConfig, feat_dim: int, mean: MeanParams) -> nn.Module:
+def build_regressor(cfg: ModelConfig, feat_dim: int, mean: MeanParams,
+                    body_path: str | None = None) -> nn.Module:
+    """``body_path``: the body model (None = procedural) whose mesh CMR's graph is made from."""
     if cfg.regressor == "hkmr":
         return HKMRRegressor(feat_dim, cfg, mean)
     if cfg.regressor == "hmr":
         return HMRRegressor(feat_dim, cfg, mean)
-    raise ValueError(f"model.regressor={cfg.regressor!r}: choose hkmr or hmr")
+    if cfg.regressor == "cmr":
+        return CMRRegressor(feat_dim, cfg, mean, body_mesh_sampling(body_path, cfg.cmr_downsample))
+    raise ValueError(f"model.regressor={cfg.regressor!r}: choose hkmr, hmr or cmr")
 
 
 class MeshEstimator(nn.Module):
     """``model(img)`` runs encoder and regressor; ``model(features=Φ)`` the regressor alone
-    (the frozen-encoder protocol, :mod:`hkmr.features`, feeds cached Φ)."""
+    (the frozen-encoder protocol, :mod:`hkmr.features`, feeds cached Φ). ``body_path``: the
+    config's ``body.model_path`` (CMR's graph is made from that body model's mesh)."""
 
-    def __init__(self, cfg: ModelConfig, mean: MeanParams | None = None):
+    def __init__(self, cfg: ModelConfig, mean: MeanParams | None = None,
+                 body_path: str | None = None):
         super().__init__()
         self.encoder, self.feat_dim = build_encoder(cfg.encoder, cfg.pretrained)
-        self.regressor = build_regressor(cfg, self.feat_dim, mean or MeanParams.default())
+        self.regressor = build_regressor(cfg, self.feat_dim, mean or MeanParams.default(),
+                                         body_path)
         self.encoder_frozen = False
 
     def forward(self, img: torch.Tensor | None = None, features: torch.Tensor | None = None
@@ -58,7 +67,10 @@ class MeshEstimator(nn.Module):
 
 
 def pose_body(body: BodyModel, out: RegressorOutput) -> BodyOutput:
-    """The mesh and joints of one regressor output."""
+    """The mesh and joints of one regressor output: its regressed mesh when it has one (CMR,
+    joints by the joint regressor), else the body model posed by its (Θ, β)."""
+    if out.vertices is not None:
+        return BodyOutput(vertices=out.vertices, joints=body.regress_joints(out.vertices))
     return body.forward(out.pose[:, :1], out.pose[:, 1:], out.betas)
 
 

@@ -13,13 +13,18 @@ from ..body.rotations import axis_angle_to_matrix, sixd_to_matrix
 class RegressorOutput:
     """One (outer) iteration's estimate. ``pose`` (rotation matrices, SMPL order) is made on
     first access from whichever form the regressor produced (axis-angle for HKMR, 6D for HMR),
-    so inference pays for the conversion only where it is used."""
+    so inference pays for the conversion only where it is used.
+
+    ``vertices``: the regressed mesh of a regressor that outputs one (CMR); losses, joints and
+    metrics then use it (its joints are ``J_regressor @ vertices``), and Θ, β are a by-product."""
 
     def __init__(self, betas: torch.Tensor, cam: torch.Tensor, pose: torch.Tensor | None = None,
-                 pose_aa: torch.Tensor | None = None, pose_6d: torch.Tensor | None = None):
+                 pose_aa: torch.Tensor | None = None, pose_6d: torch.Tensor | None = None,
+                 vertices: torch.Tensor | None = None):
         self.betas = betas  # (B, num_betas)
         self.cam = cam  # (B, 3): weak perspective s, tx, ty (2D = s * X[..., :2] + t)
         self.pose_aa = pose_aa  # (B, 24, 3) axis-angle, when the regressor has it
+        self.vertices = vertices  # (B, V, 3) regressed mesh, when the regressor has one
         self._pose, self._pose_6d = pose, pose_6d
 
     def float(self) -> "RegressorOutput":
@@ -27,7 +32,8 @@ class RegressorOutput:
         def f(x):
             return None if x is None else x.float()
         return RegressorOutput(f(self.betas), f(self.cam), pose=f(self._pose),
-                               pose_aa=f(self.pose_aa), pose_6d=f(self._pose_6d))
+                               pose_aa=f(self.pose_aa), pose_6d=f(self._pose_6d),
+                               vertices=f(self.vertices))
 
     @property
     def pose(self) -> torch.Tensor:

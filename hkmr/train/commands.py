@@ -1,5 +1,6 @@
-"""``hkmr train``, ``hkmr eval`` and ``hkmr demo``: train a model (Sec. 3.3), evaluate it
-under the paper's protocols (Sec. 4: Tables 1, 4, 5 and Fig. 6) and look at its output."""
+"""``hkmr train``, ``hkmr eval``, ``hkmr compare`` and ``hkmr demo``: train a model (Sec. 3.3),
+evaluate it under the paper's protocols (Sec. 4: Tables 1, 4, 5 and Fig. 6), compare trained
+models in Table 4's shape and look at a model's output."""
 
 from __future__ import annotations
 
@@ -50,6 +51,24 @@ def register(sub: argparse._SubParsersAction) -> None:
     ev.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     _limits(ev)
     ev.set_defaults(func=_eval)
+
+    cmp = sub.add_parser(
+        "compare", help="evaluate trained checkpoints side by side in Table 4's shape",
+        description="Evaluates each NAME=PATH checkpoint on one synthetic test split (the "
+        "checkpoints' own, which must be the same, or --data) with the suites of --protocol, "
+        "writes each one's metrics to OUT/NAME/ as hkmr eval does, and OUT/table4.md and "
+        "OUT/table4.json: a row per checkpoint, MPJPE on the standard and occluded sets (P1, "
+        "P2) and the invisible joints' 2D error and PCK. E.g. hkmr compare --checkpoint "
+        "SPIN=runs/spin --checkpoint HKMR_MF=runs/hkmr_mf --out results/table4.")
+    cmp.add_argument("--checkpoint", action="append", required=True, metavar="NAME=PATH",
+                     help="a row of the table: its name and checkpoint (file or training "
+                     "folder); give it once per model")
+    cmp.add_argument("--out", type=Path, required=True, help="output folder")
+    cmp.add_argument("--protocol", default="table1,invisible", help=SUITE_HELP)
+    cmp.add_argument("--data", type=Path, help="synthetic dataset folder to evaluate on")
+    cmp.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    _limits(cmp)
+    cmp.set_defaults(func=_compare)
 
     demo = sub.add_parser(
         "demo", help="recover the mesh of one image: an .obj and an overlay PNG",
@@ -200,6 +219,56 @@ def _eval(args: argparse.Namespace) -> None:
                  encoder=cfg.model.encoder, image_size=cfg.data.synth_size)
     _evaluate_and_write(cfg, model, body, device, data_root, args.out or ckpt.parent, args,
                         suites, meta, f"hkmr eval {ckpt}")
+
+
+def _named_checkpoints(items: list[str]) -> dict[str, Path]:
+    named: dict[str, Path] = {}
+    for item in items:
+        name, sep, path = item.partition("=")
+        if not sep or not name.strip() or not path.strip():
+            raise ValueError(f"--checkpoint {item!r} must look like NAME=PATH, e.g. "
+                             "HKMR_MF=runs/hkmr_mf")
+        if name.strip() in named:
+            raise ValueError(f"--checkpoint name {name.strip()!r} is given twice")
+        named[name.strip()] = Path(path.strip())
+    return named
+
+
+def _compare(args: argparse.Namespace) -> None:
+    import json
+
+    from ..eval.protocols import load_checkpoint
+    from ..eval.report import _json_ready, table4_markdown
+    from .data import ensure_synthetic
+    from .trainer import pick_device
+
+    suites = parse_suites(args.protocol)
+    device = pick_device(args.device)
+    named = _named_checkpoints(args.checkpoint)
+    loaded = {name: load_checkpoint(path, device) for name, path in named.items()}
+    roots = {name: args.data or ensure_synthetic(cfg.data) for name, (cfg, _, _) in loaded.items()}
+    if len(set(roots.values())) > 1:
+        raise ValueError("the checkpoints were trained on different synthetic datasets ("
+                         + ", ".join(f"{n}: {r}" for n, r in roots.items())
+                         + "); pass --data to evaluate them on one")
+    runs, meta = {}, _meta(suites=",".join(suites), limit=args.limit)
+    for name, (cfg, model, body) in loaded.items():
+        path = named[name]
+        run_meta = _meta(checkpoint=str(path), regressor=cfg.model.regressor,
+                         in_the_loop=cfg.train.in_the_loop, encoder=cfg.model.encoder)
+        meta[name] = f"{path} ({cfg.model.regressor}, in_the_loop={cfg.train.in_the_loop})"
+        runs[name] = _evaluate_and_write(cfg, model, body, device, roots[name], args.out / name,
+                                         args, suites, run_meta, f"hkmr compare: {name}")
+    text = "# Table 4: " + " vs ".join(runs) + "\n\n"
+    text += "\n".join(f"- {k}: {v}" for k, v in meta.items()) + "\n\n"
+    text += "MPJPE (mm, 14 joints):\n\n" + table4_markdown(runs)
+    text += "\nPA-MPJPE (mm, 14 joints):\n\n" + table4_markdown(runs, "pa_mpjpe")
+    with atomic_path(args.out / "table4.md") as tmp:
+        tmp.write_text(text)
+    with atomic_path(args.out / "table4.json") as tmp:
+        blob = {"meta": meta, "runs": {n: _json_ready(m) for n, m in runs.items()}}
+        tmp.write_text(json.dumps(blob, indent=2, default=str) + "\n")
+    print("\n" + table4_markdown(runs) + f"\nwrote {args.out / 'table4.md'}")
 
 
 def _demo(args: argparse.Namespace) -> None:

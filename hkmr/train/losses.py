@@ -8,7 +8,9 @@ L = Σ_t λ_smpl L_smpl^t + λ_3D L_3D^t + λ_2D L_2D^t + λ_prior L_prior^t, wh
   (confidence-weighted; [-1, 1] crop units);
 * L_smpl: squared L2 on the pose as rotation matrices (as SPIN does; axis-angle differences
   wrap at π) plus ``w_shape`` times squared L2 on β, where SMPL ground truth exists;
-* L_prior: the VAE's KL term (Sec. 3.2) or the discriminator's generator loss (Table 2).
+* L_prior: the VAE's KL term (Sec. 3.2) or the discriminator's generator loss (Table 2);
+* for a regressor that outputs a mesh (CMR): L1 per vertex against the ground-truth mesh
+  ``batch["vertices"]`` where SMPL ground truth exists (``w_vertices``), as CMR's shape loss.
 
 Each term is a mean over valid entries, so the weights carry over from SPIN's defaults.
 """
@@ -57,6 +59,11 @@ def smpl_losses(out: RegressorOutput, gt_pose: torch.Tensor, gt_betas: torch.Ten
     return pose, betas
 
 
+def vertices_loss(pred: torch.Tensor, gt: torch.Tensor, has_smpl: torch.Tensor) -> torch.Tensor:
+    """L1 per vertex, (B, V, 3) each, over samples with SMPL ground truth."""
+    return _weighted_l1(pred, gt, has_smpl[:, None].expand(pred.shape[:2]))
+
+
 def prior_loss(prior: PoseVAE | PoseDiscriminator | None, out: RegressorOutput) -> torch.Tensor:
     if prior is None:
         return out.betas.new_zeros(())
@@ -83,5 +90,8 @@ def total_loss(outputs: list[RegressorOutput], batch: dict[str, torch.Tensor],
         terms["smpl_shape"] = terms["smpl_shape"] + weights.w_shape * shape
         if prior is not None and weights.w_prior > 0:
             terms["prior"] = terms["prior"] + weights.w_prior * prior_loss(prior, out)
+        if out.vertices is not None:
+            terms["vertices"] = terms.get("vertices", 0.0) + weights.w_vertices * vertices_loss(
+                out.vertices, batch["vertices"], batch["has_smpl"])
     terms = {k: torch.as_tensor(v, dtype=outputs[0].betas.dtype) for k, v in terms.items()}
     return sum(terms.values()), terms

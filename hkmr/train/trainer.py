@@ -16,6 +16,11 @@ gets the verified feature cache (training the shared encoder and extracting it o
 loads the cache's encoder into the model and freezes it, and trains the regressor alone on the
 cached features (in memory, so no loader workers). Every epoch's metrics name the ``protocol``
 and, when frozen, the ``encoder_hash``.
+
+In-the-loop optimisation (``train.in_the_loop``, :mod:`hkmr.train.loop`): after the forward
+pass SMPLify fits the batch from the detached prediction and the best fits so far become the
+SMPL targets of samples without ground truth; the fits store is saved next to every checkpoint
+(``fits.npz``). ``data.smpl_fraction`` < 1 hides SMPL and 3D ground truth of a fixed subset.
 """
 
 from __future__ import annotations
@@ -40,6 +45,7 @@ from ..model.estimator import MeshEstimator, pose_body
 from .data import EpochSampler, build_datasets, mean_params_for
 from ..eval.protocols import evaluate_joints
 from .losses import total_loss
+from .loop import InTheLoop, hide_ground_truth, kept_ground_truth, sample_keys
 from .priors import TrainingPrior
 
 CHECKPOINT = "checkpoint.pt"
@@ -128,7 +134,7 @@ class Trainer:
         self.body = BodyModel(cfg.body.model_path).to(self.device)
         self.kinematics = JointKinematics(self.body).to(self.device)
         self.train_set, self.val_set = build_datasets(cfg, self.features)
-        model = MeshEstimator(cfg.model, mean_params_for(cfg))
+        model = MeshEstimator(cfg.model, mean_params_for(cfg), cfg.body.model_path)
         if self.features is not None:
             model.freeze_encoder(self.features.encoder().state)
             model.feature_cache = self.features  # evaluate_protocols reads the cached test sets
@@ -136,6 +142,12 @@ class Trainer:
         self.model = self.hooks.prepare_model(model)
         self.module = model  # unwrapped, for checkpoints
         self.prior = TrainingPrior(cfg, self.device)
+        # data.smpl_fraction and train.in_the_loop (SMPLify in the loop, hkmr/train/loop.py)
+        self.sample_count, self.sample_key = sample_keys(self.train_set)
+        self.gt_kept = kept_ground_truth(self.sample_count, cfg.data.smpl_fraction)
+        self.loop = (InTheLoop(cfg, self.kinematics, self.sample_count,
+                               mean_params_for(cfg).pose, self.device, self.hooks.world_size)
+                     if cfg.train.in_the_loop else None)
         self.optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad],
                                           lr=cfg.train.lr, weight_decay=cfg.train.weight_decay)
         self.amp = cfg.train.amp and self.device.type == "cuda"
@@ -154,18 +166,26 @@ class Trainer:
 
     # -- one optimisation step ------------------------------------------------------------------
     def joints_of(self, out):
-        if self.cfg.train.joints == "mesh":
+        if self.cfg.train.joints == "mesh" and out.vertices is None:
             return pose_body(self.body, out).joints
-        return self.kinematics(out.pose, out.betas)
+        return self.kinematics.joints_of(out)
 
     def train_step(self, batch: dict) -> dict[str, float]:
         batch = {k: v.to(self.device, non_blocking=True) if torch.is_tensor(v) else v
                  for k, v in batch.items()}
+        keys = self.sample_key(batch)
+        batch = hide_ground_truth(batch, self.gt_kept, keys)
         with torch.autocast(self.device.type, enabled=self.amp):
             outputs = (self.model(features=batch["features"]) if "features" in batch
                        else self.model(batch["img"]))
         if self.amp:  # the body model and losses run in float32
             outputs = [o.float() for o in outputs]
+        fit_stats = {}
+        if self.loop is not None:  # SMPLify fits become the SMPL targets (SPIN)
+            batch, fit_stats = self.loop.step(batch, keys, outputs[-1])
+        if outputs[0].vertices is not None:  # a regressed mesh (CMR): its (fitted) targets' mesh
+            with torch.no_grad():
+                batch["vertices"] = self.body.forward_pose(batch["pose"], batch["betas"]).vertices
         loss, terms = total_loss(outputs, batch, self.joints_of, self.cfg.loss, self.prior.module)
         bad = [name for name, value in terms.items() if not torch.isfinite(value)]
         if bad or not torch.isfinite(loss):
@@ -181,6 +201,7 @@ class Trainer:
         self.images_seen += batch["index"].shape[0] * self.hooks.world_size
         logged = {f"loss_{k}": v.item() for k, v in terms.items()}
         logged["loss"] = loss.item()
+        logged.update(fit_stats)
         if prior_loss is not None:
             logged["loss_discriminator"] = prior_loss
         return logged
@@ -248,13 +269,17 @@ class Trainer:
     def save(self) -> Path:
         """Write the checkpoint atomically (temporary name, then rename)."""
         path = self.out_dir / CHECKPOINT
+        if self.loop is not None:  # first: a checkpoint never refers to missing fits
+            self.loop.save(self.out_dir, self.step)
         with atomic_path(path) as tmp:
             torch.save(self.state(), tmp)
         return path
 
     def load(self, path: Path) -> None:
         blob = torch.load(path, map_location=self.device, weights_only=False)
-        if blob.get("config", {}).get("model") != to_dict(self.cfg)["model"]:
+        # keys added to the config since the checkpoint was written are not compared
+        stored, current = blob.get("config", {}).get("model", {}), to_dict(self.cfg)["model"]
+        if not stored or any(current.get(k) != v for k, v in stored.items()):
             raise ValueError(f"{path}: checkpoint was made with another model config; use a "
                              "new output folder or the same config")
         self.module.load_state_dict(blob["model"])
@@ -269,6 +294,9 @@ class Trainer:
         self.prior.load_state_dict(blob["prior"])
         self.epoch, self.step = blob["epoch"], blob["step"]
         self.images_seen, self.history = blob["images_seen"], blob["history"]
+        if self.loop is not None:
+            self.loop.load(path.parent, self.step, self.hooks.log,
+                           required=blob["config"]["train"].get("in_the_loop", False))
         rng = blob["rng"]
         torch.set_rng_state(rng["torch"].cpu())
         np.random.set_state(rng["numpy"])

@@ -1,0 +1,155 @@
+"""The CMR baseline (Convolutional Mesh Regression, Kolotouros et al., CVPR 2019) of Table 1.
+
+CMR regresses the mesh itself, not SMPL parameters (its Sec. 3):
+
+* **Graph CNN** (Sec. 3.1-3.2): the image feature vector Φ is attached to the 3D template
+  coordinates of every vertex of a coarse copy of the body mesh
+  (:mod:`hkmr.body.mesh_sampling`); a per-vertex linear layer, graph residual blocks
+  (GroupNorm, ReLU, per-vertex linear layers around a graph convolution Â X W with the
+  normalised adjacency Â) and two heads follow: 3D vertex positions (upsampled to the full
+  mesh by the fixed matrix U) and a weak-perspective camera (s, tx, ty) from a per-vertex
+  scalar and a linear layer over the vertices.
+* **SMPL from the regressed mesh** (Sec. 3.3): an MLP on the coarse regressed mesh (with the
+  coarse template beside it) regresses the SMPL pose as rotation matrices and the shape β.
+  Its input is detached: the parameter losses train the MLP alone and the mesh is learned from
+  the mesh and joint losses. CMR's reported numbers, and ours, use the regressed mesh.
+
+Sizes follow CMR: 256 channels (``model.cmr_channels``), five residual blocks after the first,
+the GCN on 1/4 of the vertices (``model.cmr_downsample=4``: 1723 of 6890), a 1024-wide MLP
+with two residual blocks. The CPU presets use 64 channels on 1/16 of the vertices (431) for
+speed. Differences from CMR (besides the sampling itself, see its module): the first layer's
+image part ``W_Φ Φ`` is computed once a sample instead of once a vertex (the same function as
+CMR's per-vertex linear layer on [template, Φ], with the same parameters); the MLP outputs the
+pose in the continuous 6D form (made into rotation matrices by Gram-Schmidt, as our HMR does)
+instead of 9 numbers a joint orthogonalised by SVD at test time; the MLP starts from the mean
+pose and shape and the camera from the mean camera (as HMR's regressor does), which CMR does not.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..body.mesh_sampling import MeshSampling, sparse_tensor
+from ..body.rotations import axis_angle_to_matrix, matrix_to_sixd
+from ..config import ModelConfig
+from .output import MeanParams, RegressorOutput
+
+
+class SparseMatrix(nn.Module):
+    """A constant sparse matrix kept as dense index and value buffers (so it moves with
+    ``.to()``, stays out of checkpoints and DDP can broadcast it); ``self(x, dim)`` = M @ x
+    along dimension ``dim`` of x, in float32."""
+
+    def __init__(self, matrix):
+        super().__init__()
+        indices, values, self.shape = sparse_tensor(matrix)
+        self.register_buffer("indices", indices, persistent=False)
+        self.register_buffer("values", values, persistent=False)
+
+    def forward(self, x: torch.Tensor, dim: int) -> torch.Tensor:
+        m = torch.sparse_coo_tensor(self.indices, self.values, self.shape, is_coalesced=True,
+                                    check_invariants=False)
+        x = x.float().movedim(dim, 0)  # float32 also under autocast
+        rest = x.shape[1:]
+        y = torch.sparse.mm(m, x.reshape(x.shape[0], -1)).reshape(self.shape[0], *rest)
+        return y.movedim(0, dim)
+
+
+class GraphConv(nn.Module):
+    """Â X W + b on (B, C, n) features (Kipf and Welling; CMR Sec. 3.2)."""
+
+    def __init__(self, c_in: int, c_out: int, adjacency: SparseMatrix):
+        super().__init__()
+        self.linear = nn.Conv1d(c_in, c_out, 1)
+        self.adjacency = adjacency
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.adjacency(self.linear(x), dim=2)
+
+
+def _norm(channels: int) -> nn.GroupNorm:
+    return nn.GroupNorm(max(channels // 8, 1), channels)
+
+
+class GraphResBlock(nn.Module):
+    """CMR's graph residual block: GN-ReLU-linear(c_in -> c_out/2), GN-ReLU-graph conv,
+    GN-ReLU-linear(-> c_out), plus the input (through a linear layer when sizes differ)."""
+
+    def __init__(self, c_in: int, c_out: int, adjacency: SparseMatrix):
+        super().__init__()
+        mid = c_out // 2
+        self.body = nn.Sequential(_norm(c_in), nn.ReLU(), nn.Conv1d(c_in, mid, 1),
+                                  _norm(mid), nn.ReLU(), GraphConv(mid, mid, adjacency),
+                                  _norm(mid), nn.ReLU(), nn.Conv1d(mid, c_out, 1))
+        self.skip = nn.Identity() if c_in == c_out else nn.Conv1d(c_in, c_out, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.skip(x) + self.body(x)
+
+
+class _FCResBlock(nn.Module):
+    def __init__(self, width: int):
+        super().__init__()
+        self.fc1, self.fc2 = nn.Linear(width, width), nn.Linear(width, width)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.relu(x + self.fc2(F.relu(self.fc1(x))))
+
+
+class SMPLFromMesh(nn.Module):
+    """CMR Sec. 3.3: (coarse regressed mesh, coarse template) -> (pose 6D, β), residuals on
+    the mean pose and shape."""
+
+    def __init__(self, num_vertices: int, mean: MeanParams, width: int = 1024,
+                 num_betas: int = 10):
+        super().__init__()
+        self.layers = nn.Sequential(nn.Linear(6 * num_vertices, width), nn.ReLU(),
+                                    _FCResBlock(width), _FCResBlock(width))
+        self.out = nn.Linear(width, 24 * 6 + num_betas)
+        nn.init.xavier_uniform_(self.out.weight, gain=0.01)
+        nn.init.zeros_(self.out.bias)
+        init_pose = matrix_to_sixd(axis_angle_to_matrix(mean.pose.reshape(24, 3))).flatten()
+        self.register_buffer("init", torch.cat([init_pose, mean.betas]))
+
+    def forward(self, mesh: torch.Tensor, template: torch.Tensor
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+        """mesh (B, n, 3), template (n, 3) -> pose_6d (B, 24, 6), betas (B, num_betas)."""
+        x = torch.cat([mesh, template.expand_as(mesh)], dim=2).flatten(1)
+        y = self.init + self.out(self.layers(x))
+        return y[:, :24 * 6].reshape(-1, 24, 6), y[:, 24 * 6:]
+
+
+class CMRRegressor(nn.Module):
+    """Φ -> one :class:`RegressorOutput` with the regressed full mesh in ``vertices``."""
+
+    def __init__(self, feat_dim: int, cfg: ModelConfig, mean: MeanParams,
+                 sampling: MeshSampling, blocks: int = 5):
+        super().__init__()
+        c = cfg.cmr_channels
+        adjacency = SparseMatrix(sampling.adjacency)
+        self.upsample = SparseMatrix(sampling.up)
+        self.register_buffer("template", torch.as_tensor(sampling.template, dtype=torch.float32),
+                             persistent=False)
+        # CMR's per-vertex linear layer on [template xyz, Φ], split into its two parts
+        self.embed_template = nn.Conv1d(3, 2 * c, 1)
+        self.embed_features = nn.Linear(feat_dim, 2 * c, bias=False)
+        self.trunk = nn.Sequential(GraphResBlock(2 * c, c, adjacency),
+                                   *[GraphResBlock(c, c, adjacency) for _ in range(blocks)])
+        self.shape_head = nn.Sequential(GraphResBlock(c, 64, adjacency),
+                                        GraphResBlock(64, 32, adjacency), _norm(32), nn.ReLU(),
+                                        nn.Conv1d(32, 3, 1))
+        self.cam_head = nn.Sequential(_norm(c), nn.ReLU(), nn.Conv1d(c, 1, 1), nn.ReLU(),
+                                      nn.Flatten(), nn.Linear(sampling.num_coarse, 3))
+        self.register_buffer("init_cam", mean.cam.clone())
+        self.smpl = SMPLFromMesh(sampling.num_coarse, mean)
+
+    def forward(self, phi: torch.Tensor) -> list[RegressorOutput]:
+        x = self.embed_template(self.template.T[None]) + self.embed_features(phi)[..., None]
+        x = self.trunk(x)
+        coarse = self.shape_head(x).transpose(1, 2)  # (B, n, 3)
+        cam = self.init_cam + self.cam_head(x)
+        pose_6d, betas = self.smpl(coarse.detach(), self.template)
+        vertices = self.upsample(coarse, dim=1)  # (B, V, 3)
+        return [RegressorOutput(betas=betas, cam=cam, pose_6d=pose_6d, vertices=vertices)]
