@@ -80,3 +80,30 @@ def test_candidates_rank_finished_trials_then_early_stopped_ones():
                                   row(4, 6, "stopped", None, 85.0),
                                   row(4, 2, "error", None, None)])
     assert _candidates(table, 3) == [(2, 4), (3, 4), (4, 6)]
+
+
+def test_paired_differences_cancel_the_seed_effect_and_skip_unpaired_seeds():
+    rows = []
+    for seed, shift in enumerate((0.0, 12.0, -9.0, 30.0)):  # a large common effect of the seed
+        for name, value in (("Ref", 100.0), ("X", 98.0)):
+            if name == "Ref" and seed == 3:
+                continue  # seed 3 of the reference did not finish: X's seed 3 is unpaired
+            rows.append({"configuration": name, "seed": seed, "status": "ok",
+                         "P1_standard_mpjpe": value + shift + 0.1 * seed,
+                         "P2_standard_mpjpe": value + shift})
+    spec = {"title": "T", "columns": ["X", "Ref"], "metric": "mpjpe", "reference": "Ref"}
+    text = markdown_table(spec, rows)
+    # unpaired, the seed effect swamps the 2 mm difference ...
+    assert "| P1 | 106.40 ± 26.94 (n=4) | 101.10 ± 26.07 (n=3) |" in text
+    # ... paired, it is exact: -2 on every paired seed
+    assert "Paired difference to **Ref**" in text
+    assert "| | X |" in text and "| P1 | -2.00 ± 0.00 (n=3) * |" in text
+    assert "| P2 | -2.00 ± 0.00 (n=3) * |" in text
+    rows_layout = markdown_table({"title": "T1", "layout": "rows_are_configurations",
+                                  "rows": ["X", "Ref"], "metric": "mpjpe", "reference": "Ref"},
+                                 rows)
+    assert "| X − Ref | -2.00 ± 0.00 (n=3) * | -2.00 ± 0.00 (n=3) * | — |" in rows_layout
+    noisy = [dict(r) for r in rows]
+    for r, noise in zip((r for r in noisy if r["configuration"] == "X"), (3.0, -4.0, 2.5, 0.0)):
+        r["P1_standard_mpjpe"] += noise
+    assert "* |" not in markdown_table(spec, noisy).split("| P1 |")[-1].splitlines()[0]

@@ -185,6 +185,11 @@ def test_bad_experiments_and_overrides_are_rejected_before_ray_starts(tmp_path):
         plan_sweep(good, preset="huge")
     with pytest.raises(ConfigError, match="unknown experiment 'table9'"):
         plan_sweep("table9")
+    spec = yaml.safe_load(good.read_text())
+    spec["tables"][0]["reference"] = "b"
+    good.write_text(yaml.safe_dump(spec))
+    with pytest.raises(ConfigError, match="names unknown configuration 'b'"):
+        plan_sweep(good)
     assert not ray.is_initialized()
 
 

@@ -4,7 +4,11 @@
 by the early-stopping scheduler, ``failed`` with a non-finite loss, ``error`` when the trial
 crashed past its retries), the error, the per-epoch metrics and the final metrics.
 ``tables.md`` lays the final metrics out as the paper's Tables 1-4 with mean ± 95 %
-confidence interval over seeds (Student's t) and the number of seeds; PNG plots show MPJPE
+confidence interval over seeds (Student's t) and the number of seeds. A table with a
+``reference`` configuration also gets its **paired differences**: per seed, configuration minus
+reference (trials of one seed share the data order, the flips and, under the frozen-encoder
+protocol, the encoder, so most seed-to-seed variation cancels), with the t interval of the
+mean difference and ``*`` where it excludes 0. PNG plots show MPJPE
 against iterations (Table 3) and against the degree of occlusion (Fig. 6). Every file records
 the command, preset, seeds, git revision and date that made it.
 """
@@ -99,6 +103,48 @@ def cell(rows: list[dict], configuration: str, key: str) -> tuple[float, float, 
                     if r["configuration"] == configuration and r["status"] == "ok"])
 
 
+def paired_cell(rows: list[dict], configuration: str, reference: str,
+                key: str) -> tuple[float, float, int]:
+    """Mean ± 95 % CI of (configuration - reference) over the seeds both finished."""
+    ref = {r["seed"]: r.get(key) for r in rows
+           if r["configuration"] == reference and r["status"] == "ok"}
+    return mean_ci([r[key] - ref[r["seed"]] for r in rows
+                    if r["configuration"] == configuration and r["status"] == "ok"
+                    and r.get(key) is not None and ref.get(r["seed"]) is not None])
+
+
+def fmt_difference(cell: tuple[float, float, int]) -> str:
+    mean, half, n = cell
+    if n == 0:
+        return "—"
+    if not math.isfinite(half):
+        return f"{mean:+.2f} (n=1)"
+    return f"{mean:+.2f} ± {half:.2f} (n={n}){' *' if abs(mean) > half else ''}"
+
+
+def paired_table(table: dict, rows: list[dict]) -> str:
+    """The differences to ``table['reference']`` in the layout of ``table``."""
+    metric, ref = table.get("metric", "mpjpe"), table["reference"]
+    lines = [f"Paired difference to **{ref}** (same seed; mean ± 95 % CI; negative = lower "
+             f"than {ref}; * = the interval excludes 0):", ""]
+    if table.get("layout") == "rows_are_configurations":
+        keys = [(f"{occ.capitalize()} {p}", f"{p}_{occ}_{metric}")
+                for occ in OCCLUSIONS for p in ("P1", "P2")]
+        lines += ["| | " + " | ".join(h for h, _ in keys) + " |", "|---" * (len(keys) + 1) + "|"]
+        for name in (n for n in table["rows"] if n != ref):
+            lines.append(f"| {name} − {ref} | " + " | ".join(
+                fmt_difference(paired_cell(rows, name, ref, k)) for _, k in keys) + " |")
+    else:
+        cols = [(label, name) for label, name in _columns(table) if name != ref]
+        lines += ["| | " + " | ".join(label for label, _ in cols) + " |",
+                  "|---" * (len(cols) + 1) + "|"]
+        for protocol in ("P1", "P2"):
+            lines.append(f"| {protocol} | " + " | ".join(
+                fmt_difference(paired_cell(rows, name, ref, f"{protocol}_standard_{metric}"))
+                for _, name in cols) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def _columns(table: dict) -> list[tuple[str, str]]:
     cols = table.get("columns", [])
     return list(cols.items()) if isinstance(cols, dict) else [(c, c) for c in cols]
@@ -127,7 +173,10 @@ def markdown_table(table: dict, rows: list[dict]) -> str:
         for protocol in ("P1", "P2"):
             cells = [fmt(cell(rows, name, f"{protocol}_standard_{metric}")) for _, name in cols]
             lines.append(f"| {protocol} | " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
+    text = "\n".join(lines) + "\n"
+    if table.get("reference") and table.get("layout") != "invisible":
+        text += "\n" + paired_table(table, rows)
+    return text
 
 
 def status_section(rows: list[dict]) -> str:

@@ -7,7 +7,8 @@ vocabulary of :mod:`hkmr.config` (dotted keys such as ``model.outer_iters``):
 * ``configurations``: named sets of keys (the columns or rows of the paper's table), trained
   as a grid of configurations x seeds; or ``search``: distributions of keys for Optuna
   (``choice``, ``uniform``, ``loguniform``, ``randint``);
-* ``tables``: how the aggregated metrics are laid out (see :mod:`tuning.aggregate`);
+* ``tables``: how the aggregated metrics are laid out (see :mod:`tuning.aggregate`); a table's
+  ``reference`` configuration adds the paired per-seed differences to it;
 * ``presets``: ``smoke`` (this machine, minutes), ``cpu`` (this machine, about an hour),
   ``paper`` (GPU cluster) — the hkmr config preset they start from, seeds, overrides, how much
   of the test set to evaluate, and the resources of a trial.
@@ -125,7 +126,8 @@ def load_experiment(name_or_path: str | Path) -> Experiment:
         if len(dist) != 1 or next(iter(dist)) not in _DISTRIBUTIONS:
             raise ConfigError(f"{path}: search.{key} must be one of {_DISTRIBUTIONS}, got {dist}")
     for table in exp.tables:
-        for name in _table_configurations(table):
+        reference = [table["reference"]] if "reference" in table else []
+        for name in _table_configurations(table) + reference:
             if name not in exp.configurations:
                 raise ConfigError(f"{path}: table '{table.get('title')}' names unknown "
                                   f"configuration {name!r}")
