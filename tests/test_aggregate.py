@@ -107,3 +107,29 @@ def test_paired_differences_cancel_the_seed_effect_and_skip_unpaired_seeds():
     for r, noise in zip((r for r in noisy if r["configuration"] == "X"), (3.0, -4.0, 2.5, 0.0)):
         r["P1_standard_mpjpe"] += noise
     assert "* |" not in markdown_table(spec, noisy).split("| P1 |")[-1].splitlines()[0]
+
+
+def test_report_rerenders_a_results_folder_from_its_parquet_without_ray(tmp_path):
+    import shutil
+    from pathlib import Path
+
+    import ray
+
+    from tuning.report import report_sweep
+
+    source = Path(__file__).parents[1] / "results" / "table2" / "cpu_frozen"
+    shutil.copytree(source, tmp_path / "t2")
+    (tmp_path / "t2" / "tables.md").write_text("stale")
+    out = report_sweep(tmp_path / "t2")
+    text = (out / "tables.md").read_text()
+    assert out == tmp_path / "t2" and not ray.is_initialized()
+    assert "made by `hkmr sweep table2 --preset cpu_frozen`" in text  # the sweep's, kept
+    assert "Paired difference to **Full model**" in text and "Trials: 12 ok" in text
+    (tmp_path / "bare").mkdir()
+    shutil.copy(source / "trials.parquet", tmp_path / "bare")
+    import pyarrow.parquet as pq
+
+    pq.write_table(pq.read_table(tmp_path / "bare" / "trials.parquet")
+                   .replace_schema_metadata(None), tmp_path / "bare" / "trials.parquet")
+    with pytest.raises(ValueError, match="no 'hkmr_sweep' schema metadata"):
+        report_sweep(tmp_path / "bare")

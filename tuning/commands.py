@@ -38,7 +38,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     sweep.set_defaults(func=_sweep)
     report = sub.add_parser("report", help="aggregate a sweep folder into Parquet, "
                             "Markdown tables and plots")
-    report.add_argument("sweep_dir", type=Path, help="STORAGE/NAME of a sweep")
+    report.add_argument("sweep_dir", type=Path, help="STORAGE/NAME of a sweep, or a results "
+                        "folder (re-rendered from its trials.parquet)")
     report.add_argument("--results", default="results")
     report.set_defaults(func=_report)
     choose = sub.add_parser("choose-iterations", help="choose the outer/inner iterations "
