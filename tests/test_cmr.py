@@ -160,3 +160,18 @@ def test_smoke_preset_cmr_learns(tmp_path):
     assert after["val_mpjpe"] < 0.85 * before["val_mpjpe"]
     assert after["val_mpjpe"] < 0.9 * mean_pose_mpjpe(trainer.cfg, trainer.val_set,
                                                       trainer.kinematics)
+
+
+def test_weights_are_refused_on_a_graph_built_from_another_mesh():
+    reg = small_regressor()
+    state = reg.state_dict()
+    fresh = small_regressor()
+    fresh.load_state_dict(state)  # the same graph: accepted
+    assert torch.equal(fresh.graph_vertices, reg.graph_vertices)
+    other = dict(state, graph_vertices=state["graph_vertices"].flip(0))
+    with pytest.raises(ValueError, match="trained on a mesh graph other than"):
+        fresh.load_state_dict(other)
+    coarser = build_regressor(load_config(None, SMALL + ["model.cmr_downsample=32"]).model, FEAT,
+                              MeanParams.default())
+    with pytest.raises(ValueError, match="mesh graph other than this body model's"):
+        coarser.load_state_dict(state)

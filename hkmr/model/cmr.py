@@ -143,7 +143,19 @@ class CMRRegressor(nn.Module):
         self.cam_head = nn.Sequential(_norm(c), nn.ReLU(), nn.Conv1d(c, 1, 1), nn.ReLU(),
                                       nn.Flatten(), nn.Linear(sampling.num_coarse, 3))
         self.register_buffer("init_cam", mean.cam.clone())
+        # which fine vertices the graph kept: saved with the weights, so a checkpoint is never
+        # loaded onto a graph built from another body mesh (_load_from_state_dict)
+        self.register_buffer("graph_vertices", torch.as_tensor(sampling.keep, dtype=torch.int64))
         self.smpl = SMPLFromMesh(sampling.num_coarse, mean)
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        saved = state_dict.get(prefix + "graph_vertices")
+        if saved is not None and not torch.equal(saved.cpu(), self.graph_vertices.cpu()):
+            raise ValueError(f"CMR weights ({len(saved)} graph vertices) were trained on a mesh "
+                             f"graph other than this body model's ({self.graph_vertices.numel()} "
+                             "vertices): load them with the body model (body.model_path) and "
+                             "model.cmr_downsample they were trained with")
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def forward(self, phi: torch.Tensor) -> list[RegressorOutput]:
         x = self.embed_template(self.template.T[None]) + self.embed_features(phi)[..., None]
