@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 demo: $(STAMP)
-	$(VENV)/bin/hkmr sweep table2 --preset smoke --results demo_output
+	$(VENV)/bin/hkmr sweep table2 --preset smoke --out demo_output
 
 test: $(STAMP)
 	$(VENV)/bin/pytest

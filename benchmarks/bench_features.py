@@ -73,10 +73,11 @@ def run(args: argparse.Namespace, tmp: Path) -> None:
     os.environ.setdefault("HKMR_CACHE", str(tmp / "cache"))
     import torch
 
+    from hkmr.checkpoint import build_estimator, load_encoder, save_checkpoint
     from hkmr.config import load_config, to_dict
-    from hkmr.features.cache import extract, load_encoder
-    from hkmr.model.estimator import MeshEstimator
-    from hkmr.train.data import ensure_synthetic, mean_params_for
+    from hkmr.data.synthetic import ensure_synthetic
+    from hkmr.features.cache import extract
+    from hkmr.train.source import prepare_source
     from hkmr.train.trainer import Trainer, TrainerHooks
 
     if args.threads:
@@ -95,10 +96,9 @@ def run(args: argparse.Namespace, tmp: Path) -> None:
           f"{time.perf_counter() - start:.0f} s")
     # an encoder checkpoint and its feature cache
     torch.manual_seed(0)
-    model = MeshEstimator(cfg.model, mean_params_for(cfg))
-    ckpt = tmp / "encoder" / "checkpoint.pt"
-    ckpt.parent.mkdir(parents=True)
-    torch.save({"model": model.state_dict(), "config": to_dict(cfg)}, ckpt)
+    model = build_estimator(cfg)
+    ckpt = save_checkpoint(tmp / "encoder" / "checkpoint.pt",
+                           {"model": model.state_dict(), "config": to_dict(cfg)})
     encoder = load_encoder(ckpt)
     start = time.perf_counter()
     cache = extract(encoder, root, tmp / "features", progress=False, log=lambda m: None)
@@ -108,20 +108,21 @@ def run(args: argparse.Namespace, tmp: Path) -> None:
     quiet = TrainerHooks(log=lambda m: None)
     steppers = {}
     for regressor in ("hmr", "hkmr"):
-        for protocol, extra in (("end to end", []),
+        for regime, extra in (("end to end", []),
                                 ("frozen", ["model.freeze_encoder=true",
                                             f"data.features={cache.path}",
                                             f"model.encoder_checkpoint={ckpt}"])):
             run_cfg = load_config(None, base + [f"model.regressor={regressor}"] + extra)
-            trainer = Trainer(run_cfg, tmp / f"run-{regressor}-{len(extra)}", quiet)
-            steppers[regressor, protocol] = Stepper(trainer)
+            trainer = Trainer(run_cfg, tmp / f"run-{regressor}-{len(extra)}",
+                              prepare_source(run_cfg, progress=False), quiet)
+            steppers[regressor, regime] = Stepper(trainer)
     # interleaved rounds, so every variant sees the same background load
     for stepper in steppers.values():
         stepper.step(record=False)
     per_round = {"end to end": 1, "frozen": max(1, args.frozen_steps // args.steps)}
     for _ in range(args.steps):
-        for (regressor, protocol), stepper in steppers.items():
-            for _ in range(per_round[protocol]):
+        for (regressor, regime), stepper in steppers.items():
+            for _ in range(per_round[regime]):
                 stepper.step()
 
     print(f"\nper training step, batch {args.batch}, {args.encoder} at {args.size} px, prior "

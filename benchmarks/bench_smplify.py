@@ -38,6 +38,7 @@ def main() -> None:
     import torch
 
     from hkmr.config import load_config
+    from hkmr.train.source import prepare_source
     from hkmr.train.trainer import Trainer, TrainerHooks
 
     if args.threads:
@@ -49,7 +50,8 @@ def main() -> None:
         steppers = {}
         for name, loop in (("without loop", "false"), ("in the loop", "true")):
             cfg = load_config("smoke", common + [f"train.in_the_loop={loop}"])
-            steppers[name] = Stepper(Trainer(cfg, Path(tmp) / name.replace(" ", "_"), quiet))
+            steppers[name] = Stepper(Trainer(cfg, Path(tmp) / name.replace(" ", "_"),
+                                             prepare_source(cfg, progress=False), quiet))
         batch = cfg.train.batch_size
         for s in steppers.values():  # warm-up: first-call allocations, priors on device
             s.step(record=False)

@@ -30,7 +30,7 @@ TINY = {"model.encoder": "small_cnn", "model.prior": "none", "train.batch_size":
 def experiment(folder: Path, n_configs: int, steps: int, epochs: int, **preset) -> Path:
     configs = {f"c{i}": {"model.embed_dim": 32 + i} for i in range(n_configs)}
     spec = {"name": "bench", "title": "bench", "configurations": configs,
-            "presets": {"smoke": {"config": "smoke", "seeds": 1, "eval_limit": 16,
+            "configs": {"smoke": {"config": "smoke", "seeds": 1, "eval_limit": 16,
                                   "suites": ["table1"],
                                   "overrides": {**TINY, "train.steps_per_epoch": steps,
                                                 "train.epochs": epochs},

@@ -1,7 +1,10 @@
 """The ``hkmr`` command. Each area of the library registers its own subcommands.
 
-Subcommands are added by the modules listed in :data:`COMMAND_MODULES`; each has a
-``register(subparsers)`` function that adds its parser and sets ``func``.
+The library's own command modules are listed in :data:`COMMAND_MODULES`; packages above the
+library add theirs through the ``hkmr.commands`` entry-point group (``tuning`` adds ``sweep``,
+``report`` and ``choose-iterations``, see ``pyproject.toml``), so ``hkmr`` never imports them
+by name. Each module has a ``register(subparsers)`` function that adds its parsers and sets
+``func``.
 """
 
 from __future__ import annotations
@@ -9,9 +12,12 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+from importlib.metadata import entry_points
 
 COMMAND_MODULES = ("hkmr.body.commands", "hkmr.data.commands", "hkmr.model.commands",
-                   "hkmr.train.commands", "hkmr.features.commands", "tuning.commands")
+                   "hkmr.train.commands", "hkmr.eval.commands", "hkmr.demo",
+                   "hkmr.features.commands")
+PLUGIN_GROUP = "hkmr.commands"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -21,6 +27,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in COMMAND_MODULES:
         importlib.import_module(name).register(sub)
+    for plugin in sorted(entry_points(group=PLUGIN_GROUP), key=lambda ep: ep.name):
+        plugin.load()(sub)
     return parser
 
 

@@ -48,7 +48,7 @@ class ModelConfig:
     cmr_downsample: int = _range(4, 1, 64, "CMR's graph CNN runs on 1/this of the vertices")
     prior: Literal["vae", "discriminator", "none"] = "vae"
     vae_checkpoint: str | None = None  # trained by `hkmr prior train-vae`; None = build one
-    # frozen-encoder protocol (hkmr/features): train only the regressor on cached features
+    # frozen-features regime (hkmr/features): train only the regressor on cached features
     freeze_encoder: bool = False
     encoder_checkpoint: str | None = None  # hkmr checkpoint whose encoder is frozen; None =
     # the shared encoder: an end-to-end HMR run of encoder_epochs, trained once and cached
@@ -248,15 +248,15 @@ def make_config(values: dict[str, Any] | None = None, overrides: Overrides = ())
     return validate(cfg)
 
 
-PRESETS_DIR = Path(__file__).parent / "presets"
+CONFIGS_DIR = Path(__file__).parent / "configs"
 
 
-def preset_path(name_or_path: str | Path) -> Path:
+def config_path(name_or_path: str | Path) -> Path:
     """A config file path, or the name of a preset shipped with hkmr (``smoke``, ``cpu``,
     ``paper``)."""
     path = Path(name_or_path)
-    if not path.exists() and (PRESETS_DIR / f"{name_or_path}.yaml").exists():
-        return PRESETS_DIR / f"{name_or_path}.yaml"
+    if not path.exists() and (CONFIGS_DIR / f"{name_or_path}.yaml").exists():
+        return CONFIGS_DIR / f"{name_or_path}.yaml"
     return path
 
 
@@ -264,7 +264,7 @@ def load_config(path: str | Path | None = None, overrides: Overrides = ()) -> Co
     """Load a YAML file or preset name (nested sections or dotted keys), apply overrides."""
     values = {}
     if path is not None:
-        path = preset_path(path)
+        path = config_path(path)
         if not path.exists():
             raise ConfigError(f"config file not found: {path}")
         try:

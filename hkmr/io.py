@@ -1,8 +1,10 @@
-"""Small I/O helpers shared by every layer: the cache folder and atomic writes.
+"""Small I/O helpers shared by every layer: the cache folder, atomic writes and file locks.
 
 Nothing the project writes (body models, shards, checkpoints, result tables) may be seen
 half-written: :func:`atomic_path` yields a temporary name beside the target and renames it
-into place only when the block finishes without an exception.
+into place only when the block finishes without an exception. :func:`folder_lock` makes
+processes on one machine (sweep trials, two sweeps) wait for a single builder of a cache
+folder.
 """
 
 from __future__ import annotations
@@ -12,6 +14,8 @@ import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+
+from filelock import FileLock
 
 
 def cache_dir() -> Path:
@@ -55,3 +59,11 @@ def atomic_path(target: str | os.PathLike) -> Iterator[Path]:
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
+
+
+def folder_lock(folder: str | os.PathLike) -> FileLock:
+    """An exclusive, process-wide lock on ``folder`` (its ``.lock`` file; the folder is made
+    if missing): ``with folder_lock(path): ...`` builds a cache there once."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    return FileLock(folder / ".lock")

@@ -30,7 +30,8 @@ def model_with_data_statistics(cfg, split: str):
 
     from hkmr.data.datasets import SyntheticDataset
     from hkmr.model import MeshEstimator
-    from hkmr.train.data import ensure_synthetic, mean_params_for
+    from hkmr.checkpoint import mean_params_for
+    from hkmr.data.synthetic import ensure_synthetic
 
     root = ensure_synthetic(cfg.data, progress=False)
     torch.manual_seed(0)
@@ -49,13 +50,22 @@ def smoke_run(tmp_path, *overrides):
     """Train the smoke preset (no prior) with ``overrides``; returns the validation metrics
     of the untrained model and after training (printed), and the trainer."""
     from hkmr.config import load_config
-    from hkmr.train.trainer import Trainer, TrainerHooks
 
     cfg = load_config("smoke", ["model.prior=none", *overrides])
-    trainer = Trainer(cfg, tmp_path, TrainerHooks(log=lambda msg: None))
+    trainer = trainer_for(cfg, tmp_path)
     before = trainer.evaluate()
     after = trainer.fit()
     print(f"smoke {cfg.model.regressor}: val MPJPE {before['val_mpjpe']:.1f} -> "
           f"{after['val_mpjpe']:.1f} mm, PA-MPJPE {before['val_pa_mpjpe']:.1f} -> "
           f"{after['val_pa_mpjpe']:.1f} mm, {after['images_per_second']:.0f} images/s")
     return before, after, trainer
+
+
+def trainer_for(cfg, out_dir, hooks=None):
+    """A Trainer of ``cfg`` on the data source ``hkmr train`` would give it (prepared first,
+    as the CLI and the sweep trials do)."""
+    from hkmr.train.source import prepare_source
+    from hkmr.train.trainer import Trainer, TrainerHooks
+
+    hooks = hooks or TrainerHooks(log=lambda msg: None)
+    return Trainer(cfg, out_dir, prepare_source(cfg, log=hooks.log, progress=False), hooks)

@@ -4,7 +4,8 @@ import math
 
 import pytest
 
-from tuning.aggregate import markdown_table, mean_ci, status_section
+from tuning.aggregate import experiment_table, status_section
+from tuning.cells import mean_ci
 from tuning.choose import decide
 
 
@@ -31,16 +32,16 @@ def _rows():
 
 def test_tables_in_the_papers_shape_skip_failed_trials_and_say_so():
     rows = _rows()
-    text = markdown_table({"title": "T", "columns": ["A", "B"], "metric": "mpjpe"}, rows)
+    text = experiment_table({"title": "T", "columns": ["A", "B"], "metric": "mpjpe"}, rows)
     assert "| P1 | 81.00 ± 12.71 (n=2) | 70.50 ± 6.35 (n=2) |" in text
     assert "| P2 |" in text
-    table1 = markdown_table({"title": "T1", "layout": "rows_are_configurations",
+    table1 = experiment_table({"title": "T1", "layout": "rows_are_configurations",
                              "rows": ["A", "B"], "metric": "mpjpe"}, rows)
     assert "Standard P1 | Standard P2 | Bar P1" in table1
     assert "| A | 81.00 ± 12.71 (n=2) | 80.00 ± 12.71 (n=2) | 86.00" in table1
     for r in rows[:4]:
         r.update(invisible_mpjpe_2d_px=r["P1_standard_mpjpe"] / 10, invisible_pck=50.0)
-    table4 = markdown_table({"title": "T4", "layout": "invisible", "rows": ["B", "A"]}, rows)
+    table4 = experiment_table({"title": "T4", "layout": "invisible", "rows": ["B", "A"]}, rows)
     assert "| | MPJPE (pixel) | PCK (%) |" in table4
     assert "| B | 7.05 ± 0.64 (n=2) | 50.00 ± 0.00 (n=2) |" in table4
     assert table4.index("| B |") < table4.index("| A |")
@@ -92,21 +93,21 @@ def test_paired_differences_cancel_the_seed_effect_and_skip_unpaired_seeds():
                          "P1_standard_mpjpe": value + shift + 0.1 * seed,
                          "P2_standard_mpjpe": value + shift})
     spec = {"title": "T", "columns": ["X", "Ref"], "metric": "mpjpe", "reference": "Ref"}
-    text = markdown_table(spec, rows)
+    text = experiment_table(spec, rows)
     # unpaired, the seed effect swamps the 2 mm difference ...
     assert "| P1 | 106.40 ± 26.94 (n=4) | 101.10 ± 26.07 (n=3) |" in text
     # ... paired, it is exact: -2 on every paired seed
     assert "Paired difference to **Ref**" in text
     assert "| | X |" in text and "| P1 | -2.00 ± 0.00 (n=3) * |" in text
     assert "| P2 | -2.00 ± 0.00 (n=3) * |" in text
-    rows_layout = markdown_table({"title": "T1", "layout": "rows_are_configurations",
+    rows_layout = experiment_table({"title": "T1", "layout": "rows_are_configurations",
                                   "rows": ["X", "Ref"], "metric": "mpjpe", "reference": "Ref"},
                                  rows)
     assert "| X − Ref | -2.00 ± 0.00 (n=3) * | -2.00 ± 0.00 (n=3) * | — |" in rows_layout
     noisy = [dict(r) for r in rows]
     for r, noise in zip((r for r in noisy if r["configuration"] == "X"), (3.0, -4.0, 2.5, 0.0)):
         r["P1_standard_mpjpe"] += noise
-    assert "* |" not in markdown_table(spec, noisy).split("| P1 |")[-1].splitlines()[0]
+    assert "* |" not in experiment_table(spec, noisy).split("| P1 |")[-1].splitlines()[0]
 
 
 def test_report_rerenders_a_results_folder_from_its_parquet_without_ray(tmp_path):

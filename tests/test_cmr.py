@@ -5,17 +5,18 @@ import math
 
 import pytest
 import torch
-from conftest import smoke_run
+from conftest import smoke_run, trainer_for
 from test_features import (CPU, frozen, mean_pose_mpjpe, one_thread, quiet,  # noqa: F401
                            setup)
 
-from hkmr.body.joints import JointKinematics
+from hkmr.body.kinematics import JointKinematics
 from hkmr.config import ConfigError, load_config, make_config
-from hkmr.eval.protocols import evaluate_protocols, load_checkpoint
+from hkmr.checkpoint import load_estimator
+from hkmr.data.source import ImageTestSets
+from hkmr.eval.suites import evaluate_suites
 from hkmr.model import MeanParams, MeshEstimator, RegressorOutput, build_regressor, pose_body
 from hkmr.model.estimator import count_parameters, weak_perspective
 from hkmr.train.losses import total_loss
-from hkmr.train.trainer import Trainer
 
 FEAT = 32
 SMALL = ["model.regressor=cmr", "model.cmr_channels=16", "model.cmr_downsample=16"]
@@ -123,15 +124,15 @@ def test_parameter_count_with_resnet50_is_near_cmrs():
 def test_cmr_trains_on_frozen_features_and_evaluates_its_mesh_from_the_checkpoint(setup,
                                                                                    tmp_path):
     cfg, root, ckpt, cache, model = setup
-    trainer = Trainer(frozen(cache, ckpt, "train.epochs=1", "model.prior=none", *SMALL),
-                      tmp_path, quiet())
+    trainer = trainer_for(frozen(cache, ckpt, "train.epochs=1", "model.prior=none", *SMALL),
+                          tmp_path, quiet())
     metrics = trainer.fit()
-    assert metrics["protocol"] == "frozen features"
+    assert metrics["regime"] == "frozen_features"
     assert math.isfinite(metrics["val_mpjpe"]) and metrics["train_loss_vertices"] > 0
-    _, loaded, body = load_checkpoint(tmp_path)
+    _, loaded, body = load_estimator(tmp_path)
     assert loaded.regressor.upsample.indices.shape[1] > 6890  # sampling rebuilt from the body
-    out = evaluate_protocols(loaded, body, trainer.kinematics, root, CPU, limit=4,
-                             suites=("table1", "segmentation"))
+    out = evaluate_suites(loaded, body, trainer.kinematics, ImageTestSets(root), CPU, limit=4,
+                          suites=("table1", "segmentation"))
     assert math.isfinite(out["P1_standard_mpjpe"]) and 0 <= out["seg_fb_acc"] <= 100
 
 

@@ -74,7 +74,7 @@ def test_train_prints_epoch_lines_and_the_table(tmp_path, capsys):
 
 def test_eval_reproduces_the_training_evaluation(trained, tmp_path, capsys):
     out = tmp_path / "eval"
-    assert main(["eval", "--checkpoint", str(trained / "checkpoint.pt"), "--protocol",
+    assert main(["eval", "--checkpoint", str(trained / "checkpoint.pt"), "--suites",
                  "table1,segmentation", "--out", str(out)]) == 0
     printed = capsys.readouterr().out
     assert "| MPJPE | Standard | Bar | Circle | Rectangle |" in printed
@@ -93,7 +93,7 @@ def test_eval_errors_name_the_problem(tmp_path, trained, capsys):
     bad.write_bytes((trained / "checkpoint.pt").read_bytes()[:5000])  # truncated
     assert main(["eval", "--checkpoint", str(bad)]) == 2
     assert "bad.pt: cannot read checkpoint" in capsys.readouterr().err
-    assert main(["eval", "--checkpoint", str(trained), "--protocol", "table7"]) == 2
+    assert main(["eval", "--checkpoint", str(trained), "--suites", "table7"]) == 2
     assert "unknown suite(s) table7" in capsys.readouterr().err
 
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from hkmr.body.kinematics import FLIP_PERMUTATION, flip_pose
+from hkmr.body.joints import FLIP_PERMUTATION, flip_pose
 from hkmr.body.rotations import axis_angle_to_matrix
 from hkmr.data.augment import Augment, AugParams, augment_crop
 from hkmr.data.render import (Appearance, PartRenderer, face_parts, render_view,

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from hkmr.body.kinematics import JOINT_INDEX as J
+from hkmr.body.joints import JOINT_INDEX as J
 from hkmr.data.render import (PartRenderer, face_parts, rasterize, render_view,
                               sample_appearance, sample_background)
 from hkmr.data.views import CAMERAS, place_views

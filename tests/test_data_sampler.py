@@ -6,7 +6,7 @@ import pytest
 import torch
 from scipy.spatial.transform import Rotation
 
-from hkmr.body.kinematics import FLIP_PERMUTATION, JOINT_INDEX as J
+from hkmr.body.joints import FLIP_PERMUTATION, JOINT_INDEX as J
 from hkmr.data.sampler import (JOINT_RANGES, STYLES, SamplerSettings, mean_params,
                                sample_pose, sample_poses)
 from hkmr.data.views import (CAMERAS, CROP_MARGIN, FRONTAL_VIEW, place_views,

@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from hkmr.body.kinematics import JOINT_INDEX as J, flip_pose
+from hkmr.body.joints import JOINT_INDEX as J, flip_pose
 from hkmr.data.augment import AugParams
 from hkmr.data.datasets import COMMON_KEYS, MixtureDataset, SpinDataset, SyntheticDataset
 from hkmr.data.shards import DatasetSpec, generate

@@ -12,22 +12,24 @@ import math
 import numpy as np
 import pytest
 import torch
-from conftest import model_with_data_statistics
+from conftest import model_with_data_statistics, trainer_for
 
-from hkmr.body.joints import JointKinematics
+from hkmr.body.kinematics import JointKinematics
 from hkmr.cli import main
 from hkmr.config import ConfigError, load_config, to_dict
 from hkmr.data.augment import AugParams, augment_crop, transform_targets
 from hkmr.data.datasets import SyntheticDataset, normalize_image
 from hkmr.eval.metrics import mpjpe, select_eval_joints
-from hkmr.eval.protocols import _JointCycle, evaluate_protocols, load_checkpoint
-from hkmr.features import (FeatureCache, StaleCacheError, extract, load_encoder, open_cache,
-                           prepare_features)
-from hkmr.features.cache import MANIFEST, state_hash, variants
+from hkmr.checkpoint import CHECKPOINT, load_encoder, load_estimator, mean_params_for
+from hkmr.data.source import ImageTestSets, JointCycle
+from hkmr.digest import state_digest
+from hkmr.eval.suites import evaluate_suites
+from hkmr.features import (FeatureCache, FeatureDataset, FeatureTestSets, StaleCacheError,
+                           extract, open_cache, prepare_features)
+from hkmr.features.cache import MANIFEST, variants
 from hkmr.features.dataset import augmented_targets, raw_targets
 from hkmr.model.estimator import MeshEstimator
-from hkmr.train.data import mean_params_for
-from hkmr.train.trainer import CHECKPOINT, Trainer, TrainerHooks
+from hkmr.train.trainer import TrainerHooks
 
 TINY = ["data.synth_train=16", "data.synth_val=6", "data.synth_test=4", "data.synth_size=64",
         "model.encoder=small_cnn", "train.batch_size=8", "train.steps_per_epoch=3",
@@ -78,7 +80,7 @@ def test_cache_holds_every_variant_as_the_encoder_sees_it(setup):
     cfg, root, ckpt, cache, model = setup
     m = cache.manifest
     assert m["dtype"] == "float16" and m["complete"]
-    assert m["encoder"]["hash"] == state_hash(model.encoder.state_dict())
+    assert m["encoder"]["hash"] == state_digest(model.encoder.state_dict())
     assert set(m["variants"]) == set(variants()) and len(variants()) == 4 + 3 + 15
     rows = {"train": 64, "train_flip": 64, "val": 24, "test": 16, "test_bar": 16,
             "test_circle_5": 16}
@@ -86,7 +88,7 @@ def test_cache_holds_every_variant_as_the_encoder_sees_it(setup):
     enc = model.encoder.eval()
     test = SyntheticDataset(root, "test", "P1")
     sets = {"test": test, "test_bar": SyntheticDataset(root, "test", "P1", occlusion="bar"),
-            "test_rectangle_3": _JointCycle(test, "rectangle", 3)}
+            "test_rectangle_3": JointCycle(test, "rectangle", 3)}
     with torch.no_grad():
         for name, data in sets.items():
             items = [data[i] for i in range(len(data))]
@@ -121,7 +123,7 @@ def test_flipped_targets_equal_the_image_augmentation(setup):
 
 def test_training_items_flip_half_the_samples_reproducibly(setup):
     cfg, root, ckpt, cache, model = setup
-    data = cache.dataset("train", flip_prob=0.5, seed=3)
+    data = FeatureDataset(cache, "train", flip_prob=0.5, seed=3)
     data.set_epoch(0)
     flips0 = data._flip.clone()
     data.set_epoch(1)
@@ -136,7 +138,7 @@ def test_training_items_flip_half_the_samples_reproducibly(setup):
     assert torch.allclose(item["pose"], torch.as_tensor(flipped["pose"][i], dtype=torch.float32))
     plain = SyntheticDataset(root, "train", "P1")[i]
     assert set(plain) - set(item) == {"img", "parts", "mask"}
-    assert cache.dataset("val", "P2").rows.tolist() == \
+    assert FeatureDataset(cache, "val", "P2").rows.tolist() == \
         SyntheticDataset(root, "val", "P2").rows.tolist()
 
 
@@ -155,7 +157,7 @@ def test_a_stale_or_mismatched_cache_is_refused(setup, tmp_path):
     with pytest.raises(StaleCacheError, match="holds a feature cache of another encoder"):
         extract(load_encoder(other_ckpt), root, cache.path, progress=False)
     with pytest.raises(StaleCacheError, match="stale feature cache"):  # the trainer refuses too
-        Trainer(frozen(cache, other_ckpt, "train.epochs=1"), tmp_path / "run", quiet())
+        trainer_for(frozen(cache, other_ckpt, "train.epochs=1"), tmp_path / "run", quiet())
     # an interrupted extraction, and a cache of an older format
     manifest = json.loads((cache.path / MANIFEST).read_text())
     for change, message in (({"complete": False}, "extraction did not finish"),
@@ -173,34 +175,35 @@ def test_a_stale_or_mismatched_cache_is_refused(setup, tmp_path):
 def test_feature_training_is_deterministic_resumes_exactly_and_keeps_the_encoder(setup,
                                                                                tmp_path):
     cfg, root, ckpt, cache, model = setup
-    a = Trainer(frozen(cache, ckpt, "train.epochs=2"), tmp_path / "a", quiet()).fit()
-    assert a["protocol"] == "frozen features" and a["encoder_hash"] == cache.encoder_hash
-    first = Trainer(frozen(cache, ckpt, "train.epochs=1"), tmp_path / "b", quiet())
+    a = trainer_for(frozen(cache, ckpt, "train.epochs=2"), tmp_path / "a", quiet()).fit()
+    assert a["regime"] == "frozen_features" and a["encoder_hash"] == cache.encoder_hash
+    first = trainer_for(frozen(cache, ckpt, "train.epochs=1"), tmp_path / "b", quiet())
     first.fit()
-    resumed = Trainer(frozen(cache, ckpt, "train.epochs=2"), tmp_path / "b", quiet())
+    resumed = trainer_for(frozen(cache, ckpt, "train.epochs=2"), tmp_path / "b", quiet())
     assert resumed.epoch == 1
     b = resumed.fit()
     for key in ("train_loss", "train_loss_discriminator", "val_mpjpe", "val_pa_mpjpe", "step",
                 "images_seen"):
         assert a[key] == b[key], key
     assert math.isfinite(a["val_mpjpe"]) and a["images_seen"] == 2 * 3 * 8
-    assert state_hash(resumed.module.encoder.state_dict()) == cache.encoder_hash
+    assert state_digest(resumed.module.encoder.state_dict()) == cache.encoder_hash
     assert not any(p.requires_grad for p in resumed.module.encoder.parameters())
-    end_to_end = Trainer(load_config(None, TINY + ["train.epochs=1"]), tmp_path / "c", quiet())
-    assert end_to_end.fit()["protocol"] == "end to end"
+    end_to_end = trainer_for(load_config(None, TINY + ["train.epochs=1"]), tmp_path / "c", quiet())
+    assert end_to_end.fit()["regime"] == "end_to_end"
 
 
 def test_a_frozen_checkpoint_is_an_image_model_scoring_as_its_cached_features(setup, tmp_path):
     cfg, root, ckpt, cache, model = setup
-    trainer = Trainer(frozen(cache, ckpt, "train.epochs=1", "model.prior=none"), tmp_path,
-                      quiet())
+    trainer = trainer_for(frozen(cache, ckpt, "train.epochs=1", "model.prior=none"), tmp_path,
+                          quiet())
     trainer.fit()
     suites = ("table1", "degrees", "invisible", "segmentation")
-    cached = evaluate_protocols(trainer.module, trainer.body, trainer.kinematics, root, CPU,
-                                suites=suites)
-    _, image_model, body = load_checkpoint(tmp_path)
+    cached = evaluate_suites(trainer.module, trainer.body, trainer.kinematics,
+                             trainer.source.test, CPU, suites=suites)
+    assert isinstance(trainer.source.test, FeatureTestSets)
+    _, image_model, body = load_estimator(tmp_path)
     kin = JointKinematics(body)
-    images = evaluate_protocols(image_model, body, kin, root, CPU, suites=suites)
+    images = evaluate_suites(image_model, body, kin, ImageTestSets(root), CPU, suites=suites)
     assert set(cached) == set(images)
     for key, value in images.items():
         if "seg_" in key or "pck" in key:  # rounding may move a pixel or a joint across
@@ -235,10 +238,10 @@ def test_sweep_driver_prepares_one_cache_for_all_trials(tmp_path):
     path.write_text(yaml.safe_dump(spec))
     plan = plan_sweep(path, "smoke", storage=tmp_path / "store")
     prepare_shared(plan, tmp_path / "shared")
-    features = plan.run["overrides"]["data.features"]
+    features = plan.spec.overrides["data.features"]
     assert features.startswith(str(tmp_path / "shared" / "features"))
     assert len(list((tmp_path / "shared" / "encoders").iterdir())) == 1
-    cfg = plan.experiment.resolve("smoke", "HMR", overrides=plan.run["overrides"])
+    cfg = plan.experiment.resolve("smoke", "HMR", overrides=plan.spec.overrides)
     assert prepare_features(cfg).path == FeatureCache(features).path
     spec["configurations"]["HKMR"] = {"data.synth_seed": 1}
     path.write_text(yaml.safe_dump(spec))
@@ -248,7 +251,7 @@ def test_sweep_driver_prepares_one_cache_for_all_trials(tmp_path):
 
 def test_shared_encoder_key_ignores_regressor_and_loop_settings():
     from hkmr.config import make_config
-    from hkmr.features.protocol import encoder_key, encoder_run_config
+    from hkmr.train.shared_encoder import encoder_key, encoder_run_config
 
     base = {"model.encoder": "small_cnn", "model.freeze_encoder": True}
     key = encoder_key(make_config(base))
@@ -276,12 +279,12 @@ def test_smoke_frozen_run_beats_the_mean_pose_baseline_by_a_wide_margin(tmp_path
     """The smoke_frozen preset end to end: the shared encoder (2 epochs of end-to-end HMR on
     1,600 images), its cache, then 3 epochs of HKMR on the cached features."""
     cfg = load_config("smoke_frozen", ["model.prior=none"])
-    trainer = Trainer(cfg, tmp_path, quiet())
+    trainer = trainer_for(cfg, tmp_path, quiet())
     baseline = mean_pose_mpjpe(cfg, trainer.val_set, trainer.kinematics)
     after = trainer.fit()
     print(f"smoke_frozen: val MPJPE {after['val_mpjpe']:.1f} mm (PA {after['val_pa_mpjpe']:.1f})"
           f" vs mean pose {baseline:.1f} mm; {after['images_per_second']:.0f} images/s")
-    assert after["protocol"] == "frozen features"
+    assert after["regime"] == "frozen_features"
     # measured: ~256 mm vs ~322 mm (PA-MPJPE ~180 mm, worse than the mean pose's ~136 mm, as
     # for end-to-end training at this scale: 1,600 images teach little beyond orientation)
     assert after["val_mpjpe"] < 0.85 * baseline
@@ -294,11 +297,11 @@ def test_in_the_loop_on_cached_features_stores_fits_un_flipped(setup, tmp_path):
     from hkmr.train.fits import FITS
 
     cfg, root, ckpt, cache, model = setup
-    data = cache.dataset("train", flip_prob=0.5, seed=0)
+    data = FeatureDataset(cache, "train", flip_prob=0.5, seed=0)
     data.set_epoch(0)
     assert [float(data[i]["flip"]) for i in range(8)] == data._flip[:8].float().tolist()
     loop = ["train.in_the_loop=true", "train.smplify_iters=5", "model.prior=none"]
-    trainer = Trainer(frozen(cache, ckpt, "train.epochs=2", *loop), tmp_path / "gt", quiet())
+    trainer = trainer_for(frozen(cache, ckpt, "train.epochs=2", *loop), tmp_path / "gt", quiet())
     trainer.fit()
     store = trainer.loop.store
     seen = (store.loss == 0).nonzero()[:, 0]
@@ -310,7 +313,7 @@ def test_in_the_loop_on_cached_features_stores_fits_un_flipped(setup, tmp_path):
     kin = trainer.kinematics
     betas = store.betas[seen]
     assert torch.allclose(kin(store.pose[seen], betas), kin(raw[rows], betas), atol=1e-5)
-    half = Trainer(frozen(cache, ckpt, "train.epochs=1", "data.smpl_fraction=0.5", *loop),
+    half = trainer_for(frozen(cache, ckpt, "train.epochs=1", "data.smpl_fraction=0.5", *loop),
                    tmp_path / "half", quiet())
     end = half.fit()
     assert end["train_fit_improved"] > 0 and (tmp_path / "half" / FITS).exists()

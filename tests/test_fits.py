@@ -6,7 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from hkmr.body.joints import JointKinematics
+from conftest import trainer_for
+
+from hkmr.body.kinematics import JointKinematics
 from hkmr.body.rotations import axis_angle_to_matrix, matrix_to_axis_angle
 from hkmr.config import load_config
 from hkmr.data.augment import AugParams, transform_targets
@@ -14,7 +16,8 @@ from hkmr.data.sampler import sample_poses
 from hkmr.train.fits import FITS, FitsStore, augment_pose, unaugment_pose
 from hkmr.train.loop import InTheLoop, hide_ground_truth, kept_ground_truth
 from hkmr.train.smplify import project, weak_to_translation
-from hkmr.train.trainer import CHECKPOINT, Trainer, TrainerHooks
+from hkmr.checkpoint import CHECKPOINT
+from hkmr.train.trainer import TrainerHooks
 
 N = 6
 
@@ -155,7 +158,7 @@ TINY = ["data.synth_train=16", "data.synth_val=6", "data.synth_test=4", "data.sy
 
 def test_in_the_loop_training_resumes_with_its_fits(tmp_path):
     quiet = TrainerHooks(log=lambda msg: None)
-    full = Trainer(load_config(None, TINY + ["train.epochs=2"]), tmp_path / "full", quiet)
+    full = trainer_for(load_config(None, TINY + ["train.epochs=2"]), tmp_path / "full", quiet)
     end = full.fit()
     assert (tmp_path / "full" / FITS).exists() and (tmp_path / "full" / CHECKPOINT).exists()
     assert 0 < end["train_fit_improved"] <= 1 and "train_fit_valid" in end
@@ -163,10 +166,10 @@ def test_in_the_loop_training_resumes_with_its_fits(tmp_path):
     hidden = ~kept_ground_truth(full.sample_count, 0.5)
     assert fitted.any() and (fitted & hidden).any()
     assert (full.loop.store.loss[fitted & ~hidden] == 0).all(), "ground truth stored as such"
-    first = Trainer(load_config(None, TINY + ["train.epochs=1"]), tmp_path / "split", quiet)
+    first = trainer_for(load_config(None, TINY + ["train.epochs=1"]), tmp_path / "split", quiet)
     first.fit()
     saved = first.loop.store.state_dict()
-    resumed = Trainer(load_config(None, TINY + ["train.epochs=2"]), tmp_path / "split", quiet)
+    resumed = trainer_for(load_config(None, TINY + ["train.epochs=2"]), tmp_path / "split", quiet)
     for key, value in resumed.loop.store.state_dict().items():
         assert torch.equal(value, saved[key]), f"resumed store {key}"
     last = resumed.fit()
@@ -184,7 +187,7 @@ def test_smoke_preset_trains_in_the_loop(tmp_path):
     cfg = load_config("smoke", ["train.in_the_loop=true", "data.smpl_fraction=0.5",
                                 "train.epochs=1", "train.steps_per_epoch=25",
                                 "model.prior=none"])
-    trainer = Trainer(cfg, tmp_path, TrainerHooks(log=lambda msg: None))
+    trainer = trainer_for(cfg, tmp_path, TrainerHooks(log=lambda msg: None))
     before = trainer.evaluate()
     end = trainer.fit()
     print(f"\nsmoke in the loop: val MPJPE {before['val_mpjpe']:.1f} -> {end['val_mpjpe']:.1f} "
@@ -203,10 +206,10 @@ def test_smoke_preset_trains_in_the_loop(tmp_path):
 def test_a_run_without_the_loop_can_continue_in_the_loop_but_lost_fits_are_an_error(tmp_path):
     quiet = TrainerHooks(log=lambda msg: None)
     no_loop = [o for o in TINY if not o.startswith("train.in_the_loop")]
-    Trainer(load_config(None, no_loop + ["train.epochs=1"]), tmp_path, quiet).fit()
-    resumed = Trainer(load_config(None, TINY + ["train.epochs=2"]), tmp_path, quiet)
+    trainer_for(load_config(None, no_loop + ["train.epochs=1"]), tmp_path, quiet).fit()
+    resumed = trainer_for(load_config(None, TINY + ["train.epochs=2"]), tmp_path, quiet)
     assert resumed.epoch == 1 and torch.isinf(resumed.loop.store.loss).all()
     resumed.fit()
     (tmp_path / FITS).unlink()
     with pytest.raises(FileNotFoundError, match="fits store is missing"):
-        Trainer(load_config(None, TINY + ["train.epochs=3"]), tmp_path, quiet)
+        trainer_for(load_config(None, TINY + ["train.epochs=3"]), tmp_path, quiet)

@@ -1,56 +1,41 @@
-"""The six chains, index maps and left/right flips (paper Sec. 3.2)."""
+"""Joints-only kinematics equals smplx's kinematic joints, values and gradients."""
 
+import numpy as np
+import pytest
 import torch
 
-from hkmr.body import kinematics as K
+from hkmr.body import BodyModel
+from hkmr.body.kinematics import JointKinematics
+from hkmr.body.procedural import build_procedural_model
 
 
-def test_chains_partition_the_24_joints_in_paper_order():
-    assert K.CHAIN_NAMES == ("root", "head", "right_arm", "left_arm", "right_leg", "left_leg")
-    joints = [j for c in K.CHAIN_NAMES for j in K.CHAINS[c]]
-    assert sorted(joints) == list(range(24))
-    assert [len(K.CHAINS[c]) for c in K.CHAIN_NAMES] == [4, 2, 5, 5, 4, 4]
-    assert [K.JOINT_NAMES[j] for j in K.CHAINS["root"]] == ["pelvis", "spine1", "spine2", "spine3"]
+@pytest.fixture(scope="module")
+def smpl_shaped(tmp_path_factory):
+    """A model shaped like real SMPL: dense random J_regressor, 10 random shape directions and
+    non-zero pose blend shapes (which move vertices but never joints)."""
+    rng = np.random.default_rng(0)
+    arrays = build_procedural_model()
+    regressor = rng.random((24, 6890)) * (rng.random((24, 6890)) < 0.01)
+    arrays["J_regressor"] = regressor / regressor.sum(1, keepdims=True)
+    arrays["shapedirs"] = 0.01 * rng.standard_normal((6890, 3, 10))
+    arrays["posedirs"] = 0.001 * rng.standard_normal((6890, 3, 207))
+    path = tmp_path_factory.mktemp("smpl") / "model.npz"
+    np.savez(path, **arrays)
+    return BodyModel(path)
 
 
-def test_each_chain_parent_lies_in_the_chain_or_the_root():
-    root = set(K.CHAINS["root"])
-    for name, chain in K.CHAINS.items():
-        for k, j in enumerate(chain):
-            parent = K.PARENTS[j]
-            if k == 0:
-                assert parent == -1 if name == "root" else parent in root
-            else:
-                assert parent == chain[k - 1], (name, K.JOINT_NAMES[j])
-
-
-def test_parents_precede_children():
-    assert K.PARENTS[0] == -1
-    assert all(0 <= K.PARENTS[j] < j for j in range(1, 24))
-
-
-def test_chain_order_maps_are_inverse():
-    x = torch.randn(3, 24, 3)
-    chain = K.smpl_to_chain_order(x)
-    assert torch.equal(K.chain_to_smpl_order(chain), x)
-    assert torch.equal(chain[:, K.CHAIN_SLICES["head"]], x[:, [12, 15]])
-
-
-def test_flip_permutation_swaps_left_and_right():
-    perm = K.FLIP_PERMUTATION
-    assert all(perm[perm[j]] == j for j in range(24))
-    for j, name in enumerate(K.JOINT_NAMES):
-        other = K.JOINT_NAMES[perm[j]]
-        if "left" in name:
-            assert other == name.replace("left", "right")
-        elif "right" not in name:
-            assert other == name
-    pose = torch.randn(5, 24, 3)
-    assert torch.equal(K.flip_pose(K.flip_pose(pose)), pose)
-
-
-def test_lsp14_names():
-    names = [K.JOINT_NAMES[j] for j in K.LSP14]
-    assert names[:3] == ["right_ankle", "right_knee", "right_hip"]
-    assert names[-2:] == ["neck", "head"]
-    assert len(set(names)) == 14
+@pytest.mark.parametrize("which", ["procedural", "smpl_shaped"])
+def test_joints_only_equals_smplx_values_and_gradients(which, body_model, smpl_shaped):
+    body = body_model if which == "procedural" else smpl_shaped
+    kin = JointKinematics(body)
+    gen = torch.Generator().manual_seed(3)
+    pose = (0.5 * torch.randn(16, 24, 3, generator=gen)).requires_grad_(True)
+    betas = (1.5 * torch.randn(16, 10, generator=gen)).requires_grad_(True)
+    weights = torch.randn(16, 24, 3, generator=gen)
+    full = body.forward_pose(pose, betas).joints
+    fast = kin(pose, betas)
+    assert (full - fast).abs().max().item() < 1e-6
+    g_full = torch.autograd.grad((full * weights).sum(), (pose, betas))
+    g_fast = torch.autograd.grad((fast * weights).sum(), (pose, betas))
+    for a, b in zip(g_full, g_fast):
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)

@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from hkmr.body.rotations import axis_angle_to_matrix
-from hkmr.eval.metrics import (mpjpe, mpjpe_2d, pa_mpjpe, pck, segmentation_scores,
-                               select_eval_joints)
+from hkmr.eval.metrics import mpjpe, mpjpe_2d, pa_mpjpe, pck, select_eval_joints
+from hkmr.eval.segmentation import confusion, scores
 
 
 def test_mpjpe_of_a_known_offset_is_its_length():
@@ -50,8 +50,8 @@ def test_segmentation_accuracy_and_f1_on_constructed_masks():
     gt[0, :2, :2] = 1  # 4 pixels of class 1
     pred = torch.zeros_like(gt)
     pred[0, :2, :1] = 1  # 2 of them found, no false positives
-    acc, f1 = segmentation_scores(pred, gt, num_classes=3)
-    assert acc.item() == pytest.approx(14 / 16)
+    acc, f1 = scores(confusion(pred, gt, num_classes=3))
+    assert acc == pytest.approx(14 / 16)
     # background: tp 12, |pred| 14, |gt| 12 -> 24/26; class 1: tp 2, 2 + 4 -> 4/6
-    assert f1.item() == pytest.approx((24 / 26 + 4 / 6) / 2)
-    assert not math.isnan(f1.item())
+    assert f1 == pytest.approx((24 / 26 + 4 / 6) / 2)
+    assert not math.isnan(f1)

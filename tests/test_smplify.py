@@ -6,13 +6,13 @@ import math
 import pytest
 import torch
 
-from hkmr.body.joints import JointKinematics
+from hkmr.body.kinematics import JointKinematics
 from hkmr.body.rotations import axis_angle_to_matrix, matrix_to_axis_angle
 from hkmr.data.sampler import sample_poses
 from hkmr.model.estimator import weak_perspective
 from hkmr.train.gmm import default_gmm, fit_gmm
 from hkmr.train.smplify import (FOCAL, SMPLify, angle_prior, estimate_translation, project,
-                                translation_to_weak, weak_to_translation)
+                                weak_to_translation)
 
 B = 24
 
@@ -55,7 +55,7 @@ def test_smplify_lowers_reprojection_error_and_recovers_3d_joints(problem, prior
     if prior == "gmm":
         pose_prior = default_gmm(2000)
     else:
-        from hkmr.train.priors import default_vae
+        from hkmr.model.priors import default_vae
 
         vae = default_vae(2000)
         pose_prior = lambda body_pose: vae.kl(*vae.encode(body_pose))  # noqa: E731
@@ -86,7 +86,8 @@ def test_weak_perspective_conversion_matches_projection(problem):
     kin, poses, betas, joints, keypoints, start = problem
     cam = start["cam"]
     transl = weak_to_translation(cam)
-    assert torch.allclose(translation_to_weak(transl), cam, atol=1e-5)
+    s = FOCAL / transl[:, 2:]  # the inverse: (f / t_z, t_x s, t_y s)
+    assert torch.allclose(torch.cat([s, s * transl[:, :2]], 1), cam, atol=1e-5)
     assert torch.allclose(transl[:, 2], FOCAL / cam[:, 0])
     gap = (project(joints, transl) - weak_perspective(joints, cam)).norm(dim=-1) * 112
     assert gap.max() < 2.0 and gap.mean() < 0.3
@@ -118,7 +119,7 @@ def test_angle_prior_penalises_the_unnatural_bend_of_our_body(body_model):
 
 
 def test_gmm_prefers_corpus_poses_to_noise():
-    from hkmr.train.priors import pose_corpus
+    from hkmr.model.priors import pose_corpus
 
     corpus = pose_corpus(1500)[:, 3:]
     gmm = fit_gmm(corpus[:1000], components=4, iters=30)

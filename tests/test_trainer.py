@@ -4,10 +4,11 @@ import math
 
 import pytest
 import torch
-from conftest import smoke_run
+from conftest import smoke_run, trainer_for
 
 from hkmr.config import load_config
-from hkmr.train.trainer import CHECKPOINT, NonFiniteLossError, Trainer, TrainerHooks
+from hkmr.checkpoint import CHECKPOINT
+from hkmr.train.trainer import NonFiniteLossError, TrainerHooks
 
 TINY = ["data.synth_train=16", "data.synth_val=6", "data.synth_test=4", "data.synth_size=64",
         "model.encoder=small_cnn", "train.batch_size=8", "train.steps_per_epoch=3",
@@ -23,22 +24,22 @@ def quiet():
 
 
 def test_same_seed_gives_the_same_metrics(tmp_path):
-    a = Trainer(tiny("train.epochs=1"), tmp_path / "a", quiet()).fit()
-    b = Trainer(tiny("train.epochs=1"), tmp_path / "b", quiet()).fit()
-    c = Trainer(tiny("train.epochs=1", "seed=1"), tmp_path / "c", quiet()).fit()
+    a = trainer_for(tiny("train.epochs=1"), tmp_path / "a", quiet()).fit()
+    b = trainer_for(tiny("train.epochs=1"), tmp_path / "b", quiet()).fit()
+    c = trainer_for(tiny("train.epochs=1", "seed=1"), tmp_path / "c", quiet()).fit()
     keys = ["train_loss", "val_mpjpe", "val_pa_mpjpe", "train_loss_discriminator"]
     assert [a[k] for k in keys] == [b[k] for k in keys]
     assert a["val_mpjpe"] != c["val_mpjpe"]
 
 
 def test_resume_after_an_epoch_ends_like_an_uninterrupted_run(tmp_path):
-    full = Trainer(tiny("train.epochs=2"), tmp_path / "full", quiet()).fit()
-    first = Trainer(tiny("train.epochs=1"), tmp_path / "split", quiet())
+    full = trainer_for(tiny("train.epochs=2"), tmp_path / "full", quiet()).fit()
+    first = trainer_for(tiny("train.epochs=1"), tmp_path / "split", quiet())
     first.fit()
     assert (tmp_path / "split" / CHECKPOINT).exists()
     reports = []
-    hooks = TrainerHooks(log=lambda msg: None, report=lambda m, ckpt: reports.append(m))
-    resumed = Trainer(tiny("train.epochs=2"), tmp_path / "split", hooks)
+    hooks = TrainerHooks(log=lambda msg: None, on_epoch=lambda m, ckpt: reports.append(m))
+    resumed = trainer_for(tiny("train.epochs=2"), tmp_path / "split", hooks)
     assert resumed.epoch == 1
     end = resumed.fit()
     assert [r["epoch"] for r in reports] == [2], "only the missing epoch runs"
@@ -48,8 +49,8 @@ def test_resume_after_an_epoch_ends_like_an_uninterrupted_run(tmp_path):
 
 def test_report_hook_gets_metrics_and_checkpoint(tmp_path):
     seen = []
-    hooks = TrainerHooks(log=lambda msg: None, report=lambda m, ckpt: seen.append((m, ckpt)))
-    Trainer(tiny("train.epochs=2", "model.prior=none"), tmp_path, hooks).fit()
+    hooks = TrainerHooks(log=lambda msg: None, on_epoch=lambda m, ckpt: seen.append((m, ckpt)))
+    trainer_for(tiny("train.epochs=2", "model.prior=none"), tmp_path, hooks).fit()
     assert [m["epoch"] for m, _ in seen] == [1, 2]
     assert all(ckpt == tmp_path / CHECKPOINT for _, ckpt in seen)
     assert all(math.isfinite(m["val_mpjpe"]) for m, _ in seen)
@@ -57,7 +58,7 @@ def test_report_hook_gets_metrics_and_checkpoint(tmp_path):
 
 
 def test_non_finite_loss_names_the_step_and_term(tmp_path):
-    trainer = Trainer(tiny("train.epochs=1", "model.prior=none"), tmp_path, quiet())
+    trainer = trainer_for(tiny("train.epochs=1", "model.prior=none"), tmp_path, quiet())
     with torch.no_grad():
         trainer.module.regressor.init_cam[1] = float("nan")  # tx: only the 2D term sees it
     with pytest.raises(NonFiniteLossError, match=r"epoch 0 step 0: term '2d' = nan"):
@@ -65,25 +66,25 @@ def test_non_finite_loss_names_the_step_and_term(tmp_path):
 
 
 def test_checkpoint_of_another_model_is_refused(tmp_path):
-    Trainer(tiny("train.epochs=1", "model.prior=none"), tmp_path, quiet()).fit()
+    trainer_for(tiny("train.epochs=1", "model.prior=none"), tmp_path, quiet()).fit()
     with pytest.raises(ValueError, match="another model config"):
-        Trainer(tiny("train.epochs=2", "model.prior=none", "model.regressor=hmr"), tmp_path,
+        trainer_for(tiny("train.epochs=2", "model.prior=none", "model.regressor=hmr"), tmp_path,
                 quiet())
 
 
 def test_a_checkpoint_older_than_a_config_key_still_resumes(tmp_path):
     """Keys added to the config after a checkpoint was written (e.g. the CMR baseline's) are
     not compared on resume, whatever a preset sets them to; stored keys still are."""
-    Trainer(tiny("train.epochs=1", "model.prior=none"), tmp_path, quiet()).fit()
+    trainer_for(tiny("train.epochs=1", "model.prior=none"), tmp_path, quiet()).fit()
     blob = torch.load(tmp_path / CHECKPOINT, weights_only=False)
     for key in ("cmr_channels", "cmr_downsample"):
         del blob["config"]["model"][key]
     torch.save(blob, tmp_path / CHECKPOINT)
-    resumed = Trainer(tiny("train.epochs=2", "model.prior=none", "model.cmr_channels=64"),
+    resumed = trainer_for(tiny("train.epochs=2", "model.prior=none", "model.cmr_channels=64"),
                       tmp_path, quiet())
     assert resumed.epoch == 1
     with pytest.raises(ValueError, match="another model config"):
-        Trainer(tiny("train.epochs=2", "model.prior=none", "model.embed_dim=64"), tmp_path,
+        trainer_for(tiny("train.epochs=2", "model.prior=none", "model.embed_dim=64"), tmp_path,
                 quiet())
 
 

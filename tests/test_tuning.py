@@ -95,7 +95,7 @@ def test_train_worker_that_raises_once_resumes_without_losing_epochs(tmp_path, r
     grid, out = run_sweep(exp, "smoke", storage=tmp_path / "store",
                           results_dir=tmp_path / "results",
                           overrides=["train.epochs=3"],
-                          extra_run={"fail_once_at_epoch": 2,
+                          extra_spec={"fail_once_at_epoch": 2,
                                      "marker_dir": str(tmp_path / "markers")})
     assert list((tmp_path / "markers").iterdir()), "the failure was injected"
     (result,) = list(grid)
@@ -241,3 +241,42 @@ def test_cluster_manifests_parse_and_name_commands_that_exist():
     assert "hkmr sweep" in readme and "--address auto" in readme
     check = subprocess.run(["bash", "-n", str(root / "local_cluster.sh")], capture_output=True)
     assert check.returncode == 0, check.stderr
+
+
+def test_trial_table_shows_each_configuration_and_its_own_keys(tmp_path):
+    """The live table shows Tune's searched/grid parameters: the configuration name, the seed
+    and every key a configuration sets, with that trial's value; no run internals."""
+    import ray
+    from ray.tune.search.variant_generator import generate_variants
+
+    from tuning.sweep import plan_sweep
+
+    exp = write_experiment(tmp_path, {"HMR": {"model.regressor": "hmr"},
+                                      "small": {"model.embed_dim": 8}})
+    plan = plan_sweep(exp)
+    assert set(plan.param_space) == {"configuration", "seed", "model.regressor",
+                                     "model.embed_dim"}
+    trials = [config for _, config in generate_variants(plan.param_space)]
+    shown = {(c["configuration"], c["seed"]): (c["model.regressor"], c["model.embed_dim"])
+             for c in trials}
+    assert shown == {("HMR", 0): ("hmr", 16), ("HMR", 1): ("hmr", 16),
+                     ("small", 0): ("hkmr", 8), ("small", 1): ("hkmr", 8)}
+    cfg = plan.spec.resolve(trials[0])
+    assert (cfg.model.regressor, cfg.seed) == (shown[trials[0]["configuration"],
+                                                     trials[0]["seed"]][0], trials[0]["seed"])
+    assert not ray.is_initialized()
+
+
+def test_the_trial_spec_is_checked_when_the_sweep_is_planned(tmp_path):
+    from tuning.spec import TrialSpec
+    from tuning.sweep import plan_sweep
+
+    exp = write_experiment(tmp_path, {"a": {}})
+    with pytest.raises(ConfigError, match="unknown fields \\['fail_at'\\]"):
+        plan_sweep(exp, extra_spec={"fail_at": 2})
+    with pytest.raises(ConfigError, match="unknown suites \\['table9'\\]"):
+        TrialSpec("mini", str(exp), "smoke", "store", suites=("table9",))
+    with pytest.raises(ConfigError, match="cpus_per_trial=0 must be > 0"):
+        TrialSpec("mini", str(exp), "smoke", "store", cpus_per_trial=0)
+    spec = plan_sweep(exp, overrides=["train.epochs=1"]).spec
+    assert spec.overrides == {"train.epochs": 1} and spec.suites == ("table1",)

@@ -20,24 +20,35 @@ import math
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from hkmr.eval.results import format_difference as fmt_difference
+from hkmr.eval.results import format_value as fmt
+from hkmr.eval.results import markdown_table
+from hkmr.eval.suites import COLUMNS as OCCLUSIONS
 from hkmr.io import atomic_path
 
 from .space import Experiment
+from .cells import cell, columns, paired_cell
+from .plots import plot_degrees, plot_iterations
+from .spec import SEED, configuration_label, search_values
 
-OCCLUSIONS = ("standard", "bar", "circle", "rectangle")
 _SKIP = {"config", "trial_id", "date", "hostname", "node_ip", "pid", "experiment_tag",
          "checkpoint_dir_name", "checkpoint_path", "done", "should_checkpoint"}
+#: the trial table's "protocol" column of results written before the training regime had
+#: its own name
+_OLD_REGIME = {"frozen features": "frozen_features", "end to end": "end_to_end"}
 
 
-def configuration_label(config: dict) -> str:
-    if "_configuration" in config:
-        return config["_configuration"]
-    keys = sorted(k for k in config if not k.startswith("_") and k != "seed")
-    return " ".join(f"{k.split('.')[-1]}={config[k]}" for k in keys)
+def upgrade_trials(table: pa.Table) -> pa.Table:
+    """A trials table of an older hkmr in today's vocabulary (``protocol`` -> ``regime``)."""
+    names = table.column_names
+    if "protocol" not in names or "regime" in names:
+        return table
+    values = [_OLD_REGIME.get(v, v) for v in table.column("protocol").to_pylist()]
+    i = names.index("protocol")
+    return table.set_column(i, "regime", pa.array(values, pa.string()))
 
 
 def _status(result, metrics: dict) -> str:
@@ -50,7 +61,7 @@ def _status(result, metrics: dict) -> str:
     return "stopped"
 
 
-def trials_table(grid) -> pa.Table:
+def trials_table(grid, exp: Experiment) -> pa.Table:
     """One row per trial of a ResultGrid."""
     rows = []
     for result in grid:
@@ -64,116 +75,61 @@ def trials_table(grid) -> pa.Table:
                     or c in ("epoch", "images_seen", "images_per_second")]
             epochs = json.loads(per_epoch[cols].to_json(orient="records"))
         row = {"trial_id": metrics.get("trial_id") or Path(result.path).name,
-               "configuration": configuration_label(config), "seed": config.get("seed", 0),
+               "configuration": configuration_label(config, exp), "seed": config.get(SEED, 0),
                "status": _status(result, metrics),
                "error": str(result.error) if result.error is not None else metrics.get("error"),
-               "search": json.dumps({k: v for k, v in config.items()
-                                     if not k.startswith("_") and k != "seed"}),
+               "search": json.dumps(search_values(config, exp)),
                "epochs_json": json.dumps(epochs), "node_id": metrics.get("node_id"),
-               "protocol": metrics.get("protocol"), "encoder_hash": metrics.get("encoder_hash")}
+               "regime": metrics.get("regime"), "encoder_hash": metrics.get("encoder_hash")}
         row.update({k: float(v) for k, v in metrics.items()
                     if k not in _SKIP and isinstance(v, (int, float)) and not isinstance(v, bool)})
         rows.append(row)
     return pa.Table.from_pylist(rows)
 
 
-def mean_ci(values: list[float]) -> tuple[float, float, int]:
-    """Mean, half-width of the 95 % confidence interval (t-distribution; NaN for n = 1), n."""
-    from scipy import stats
-
-    v = np.asarray([x for x in values if x is not None and math.isfinite(x)], float)
-    n = len(v)
-    if n == 0:
-        return math.nan, math.nan, 0
-    if n == 1:
-        return float(v[0]), math.nan, 1
-    half = stats.t.ppf(0.975, n - 1) * v.std(ddof=1) / math.sqrt(n)
-    return float(v.mean()), float(half), n
-
-
-def fmt(cell: tuple[float, float, int]) -> str:
-    mean, half, n = cell
-    if n == 0:
-        return "—"
-    return f"{mean:.2f} ± {half:.2f} (n={n})" if math.isfinite(half) else f"{mean:.2f} (n=1)"
-
-
-def cell(rows: list[dict], configuration: str, key: str) -> tuple[float, float, int]:
-    return mean_ci([r.get(key) for r in rows
-                    if r["configuration"] == configuration and r["status"] == "ok"])
-
-
-def paired_cell(rows: list[dict], configuration: str, reference: str,
-                key: str) -> tuple[float, float, int]:
-    """Mean ± 95 % CI of (configuration - reference) over the seeds both finished."""
-    ref = {r["seed"]: r.get(key) for r in rows
-           if r["configuration"] == reference and r["status"] == "ok"}
-    return mean_ci([r[key] - ref[r["seed"]] for r in rows
-                    if r["configuration"] == configuration and r["status"] == "ok"
-                    and r.get(key) is not None and ref.get(r["seed"]) is not None])
-
-
-def fmt_difference(cell: tuple[float, float, int]) -> str:
-    mean, half, n = cell
-    if n == 0:
-        return "—"
-    if not math.isfinite(half):
-        return f"{mean:+.2f} (n=1)"
-    return f"{mean:+.2f} ± {half:.2f} (n={n}){' *' if abs(mean) > half else ''}"
+def _headed(title_lines: list[str], header: list[str], rows: list[list[str]]) -> str:
+    return "\n".join(title_lines) + "\n" + markdown_table(header, rows)
 
 
 def paired_table(table: dict, rows: list[dict]) -> str:
     """The differences to ``table['reference']`` in the layout of ``table``."""
     metric, ref = table.get("metric", "mpjpe"), table["reference"]
-    lines = [f"Paired difference to **{ref}** (same seed; mean ± 95 % CI; negative = lower "
+    title = [f"Paired difference to **{ref}** (same seed; mean ± 95 % CI; negative = lower "
              f"than {ref}; * = the interval excludes 0):", ""]
     if table.get("layout") == "rows_are_configurations":
         keys = [(f"{occ.capitalize()} {p}", f"{p}_{occ}_{metric}")
                 for occ in OCCLUSIONS for p in ("P1", "P2")]
-        lines += ["| | " + " | ".join(h for h, _ in keys) + " |", "|---" * (len(keys) + 1) + "|"]
-        for name in (n for n in table["rows"] if n != ref):
-            lines.append(f"| {name} − {ref} | " + " | ".join(
-                fmt_difference(paired_cell(rows, name, ref, k)) for _, k in keys) + " |")
-    else:
-        cols = [(label, name) for label, name in _columns(table) if name != ref]
-        lines += ["| | " + " | ".join(label for label, _ in cols) + " |",
-                  "|---" * (len(cols) + 1) + "|"]
-        for protocol in ("P1", "P2"):
-            lines.append(f"| {protocol} | " + " | ".join(
-                fmt_difference(paired_cell(rows, name, ref, f"{protocol}_standard_{metric}"))
-                for _, name in cols) + " |")
-    return "\n".join(lines) + "\n"
+        body = [[f"{name} − {ref}"] + [fmt_difference(paired_cell(rows, name, ref, k))
+                                        for _, k in keys]
+                for name in table["rows"] if name != ref]
+        return _headed(title, [""] + [h for h, _ in keys], body)
+    cols = [(label, name) for label, name in columns(table) if name != ref]
+    body = [[protocol] + [fmt_difference(paired_cell(rows, name, ref,
+                                                     f"{protocol}_standard_{metric}"))
+                          for _, name in cols] for protocol in ("P1", "P2")]
+    return _headed(title, [""] + [label for label, _ in cols], body)
 
 
-def _columns(table: dict) -> list[tuple[str, str]]:
-    cols = table.get("columns", [])
-    return list(cols.items()) if isinstance(cols, dict) else [(c, c) for c in cols]
-
-
-def markdown_table(table: dict, rows: list[dict]) -> str:
+def experiment_table(table: dict, rows: list[dict]) -> str:
+    """One table of an experiment file (``tables:``) over the trial rows."""
     metric = table.get("metric", "mpjpe")
-    lines = [f"### {table.get('title', metric)}", ""]
+    title = [f"### {table.get('title', metric)}", ""]
     if table.get("layout") == "rows_are_configurations":
         heads = [f"{occ.capitalize()} {p}" for occ in OCCLUSIONS for p in ("P1", "P2")]
-        lines += ["| | " + " | ".join(heads) + " |", "|---" * (len(heads) + 1) + "|"]
-        for name in table["rows"]:
-            cells = [fmt(cell(rows, name, f"{p}_{occ}_{metric}"))
-                     for occ in OCCLUSIONS for p in ("P1", "P2")]
-            lines.append(f"| {name} | " + " | ".join(cells) + " |")
+        body = [[name] + [fmt(cell(rows, name, f"{p}_{occ}_{metric}"))
+                          for occ in OCCLUSIONS for p in ("P1", "P2")]
+                for name in table["rows"]]
+        text = _headed(title, [""] + heads, body)
     elif table.get("layout") == "invisible":  # Table 4 (right)
-        lines += ["| | MPJPE (pixel) | PCK (%) |", "|---|---|---|"]
-        for name in table["rows"]:
-            cells = [fmt(cell(rows, name, key)) for key in ("invisible_mpjpe_2d_px",
-                                                           "invisible_pck")]
-            lines.append(f"| {name} | " + " | ".join(cells) + " |")
+        body = [[name] + [fmt(cell(rows, name, key))
+                          for key in ("invisible_mpjpe_2d_px", "invisible_pck")]
+                for name in table["rows"]]
+        text = _headed(title, ["", "MPJPE (pixel)", "PCK (%)"], body)
     else:
-        cols = _columns(table)
-        lines += ["| | " + " | ".join(label for label, _ in cols) + " |",
-                  "|---" * (len(cols) + 1) + "|"]
-        for protocol in ("P1", "P2"):
-            cells = [fmt(cell(rows, name, f"{protocol}_standard_{metric}")) for _, name in cols]
-            lines.append(f"| {protocol} | " + " | ".join(cells) + " |")
-    text = "\n".join(lines) + "\n"
+        cols = columns(table)
+        body = [[protocol] + [fmt(cell(rows, name, f"{protocol}_standard_{metric}"))
+                              for _, name in cols] for protocol in ("P1", "P2")]
+        text = _headed(title, [""] + [label for label, _ in cols], body)
     if table.get("reference") and table.get("layout") != "invisible":
         text += "\n" + paired_table(table, rows)
     return text
@@ -186,11 +142,12 @@ def status_section(rows: list[dict]) -> str:
     text = "Trials: " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())) + "\n"
     bad = [r for r in rows if r["status"] in ("failed", "error")]
     if bad:
-        text += "\n| trial | configuration | seed | status | error |\n|---|---|---|---|---|\n"
+        body = []
         for r in bad:
             error = (r.get("error") or "").replace("|", "/").splitlines()
-            text += (f"| {r['trial_id']} | {r['configuration']} | {r['seed']} | {r['status']} "
-                     f"| {error[0][:160] if error else ''} |\n")
+            body.append([r["trial_id"], r["configuration"], str(r["seed"]), r["status"],
+                         error[0][:160] if error else ""])
+        text += "\n" + markdown_table(["trial", "configuration", "seed", "status", "error"], body)
     return text
 
 
@@ -200,32 +157,28 @@ def search_table(rows: list[dict]) -> str:
     keys = ("P1_standard_mpjpe", "P2_standard_mpjpe", "P1_standard_pa_mpjpe")
     cells = {n: [cell(rows, n, k) for k in keys] for n in names}
     names.sort(key=lambda n: (math.isnan(cells[n][0][0]), cells[n][0][0]))
-    lines = ["### Sampled configurations, best first", "",
-             "| configuration | P1 MPJPE | P2 MPJPE | P1 PA-MPJPE | trials (statuses) |",
-             "|---|---|---|---|---|"]
-    for n in names:
-        statuses = ", ".join(sorted(r["status"] for r in rows if r["configuration"] == n))
-        lines.append(f"| {n} | " + " | ".join(fmt(c) for c in cells[n]) + f" | {statuses} |")
-    return "\n".join(lines) + "\n"
+    body = [[n] + [fmt(c) for c in cells[n]]
+            + [", ".join(sorted(r["status"] for r in rows if r["configuration"] == n))]
+            for n in names]
+    return _headed(["### Sampled configurations, best first", ""],
+                   ["configuration", "P1 MPJPE", "P2 MPJPE", "P1 PA-MPJPE",
+                    "trials (statuses)"], body)
 
 
 def trials_section(rows: list[dict]) -> str:
-    """What each trial had: protocol, epochs, steps, images seen and throughput."""
-    lines = ["### Trials", "", "| configuration | seed | status | protocol | epochs | steps "
-             "| images seen | images/s | work (s) | val MPJPE | val PA-MPJPE |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
-
+    """What each trial had: regime, epochs, steps, images seen and throughput."""
     def num(r, key, digits=0):
         v = r.get(key)
         return "—" if v is None or not math.isfinite(v) else f"{v:.{digits}f}"
 
-    for r in sorted(rows, key=lambda r: (r["configuration"], r["seed"])):
-        lines.append(f"| {r['configuration']} | {r['seed']} | {r['status']} | "
-                     f"{r.get('protocol') or 'end to end'} | {num(r, 'epoch')} | "
-                     f"{num(r, 'step')} | {num(r, 'images_seen')} | "
-                     f"{num(r, 'images_per_second', 1)} | {num(r, 'trial_work_seconds', 1)} | "
-                     f"{num(r, 'val_mpjpe', 1)} | {num(r, 'val_pa_mpjpe', 1)} |")
-    return "\n".join(lines) + "\n"
+    body = [[r["configuration"], str(r["seed"]), r["status"], r.get("regime") or "end_to_end",
+             num(r, "epoch"), num(r, "step"), num(r, "images_seen"),
+             num(r, "images_per_second", 1), num(r, "trial_work_seconds", 1),
+             num(r, "val_mpjpe", 1), num(r, "val_pa_mpjpe", 1)]
+            for r in sorted(rows, key=lambda r: (r["configuration"], r["seed"]))]
+    return _headed(["### Trials", ""],
+                   ["configuration", "seed", "status", "regime", "epochs", "steps",
+                    "images seen", "images/s", "work (s)", "val MPJPE", "val PA-MPJPE"], body)
 
 
 def header(exp: Experiment, preset: str, info: dict[str, Any]) -> str:
@@ -238,13 +191,11 @@ def header(exp: Experiment, preset: str, info: dict[str, Any]) -> str:
 def aggregate_grid(grid, exp: Experiment, preset: str, out_dir: str | Path,
                    sweep_info: dict | None = None) -> Path:
     """Write trials.parquet, tables.md and plots for a ResultGrid into ``out_dir``."""
-    return write_results(trials_table(grid), exp, preset, out_dir, sweep_info or {})
+    return write_results(trials_table(grid, exp), exp, preset, out_dir, sweep_info or {})
 
 
 def write_results(table: pa.Table, exp: Experiment, preset: str, out_dir: str | Path,
                   info: dict) -> Path:
-    from .plots import plot_degrees, plot_iterations
-
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     with atomic_path(out_dir / "trials.parquet") as tmp:
@@ -253,7 +204,7 @@ def write_results(table: pa.Table, exp: Experiment, preset: str, out_dir: str | 
     rows = table.to_pylist()
     text = header(exp, preset, info) + status_section(rows) + "\n"
     for spec in exp.tables:
-        text += markdown_table(spec, rows) + "\n"
+        text += experiment_table(spec, rows) + "\n"
         if spec.get("plot"):
             png = plot_iterations(spec, rows, out_dir)
             text += f"![{spec['plot']}]({png.name})\n\n"

@@ -27,11 +27,19 @@ from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+import torch
 import yaml
 
+from hkmr.config import make_config
+from hkmr.digest import git_revision
+from hkmr.eval.figures import pyplot, save_png
 from hkmr.io import atomic_path
+from hkmr.model import MeanParams, build_regressor
 
+from .aggregate import trials_table, write_results
+from .cells import mean_ci
 from .space import load_experiment
+from .sweep import run_sweep
 
 METRIC = "P1_standard_mpjpe"
 
@@ -39,11 +47,6 @@ METRIC = "P1_standard_mpjpe"
 def regressor_latency(outer: int, inner: int, batch: int, repeats: int = 30) -> float:
     """Milliseconds of one HKMR regressor forward pass (Φ: 2048-d, as ResNet50's): the
     fastest of ``repeats``, which is robust to other work on the machine (trials running)."""
-    import torch
-
-    from hkmr.config import make_config
-    from hkmr.model import MeanParams, build_regressor
-
     cfg = make_config({"model": {"outer_iters": outer, "inner_iters": inner}})
     reg = build_regressor(cfg.model, 2048, MeanParams.default()).eval()
     phi = torch.randn(batch, 2048)
@@ -108,18 +111,16 @@ def choose_iterations(preset: str = "smoke", seeds: int | None = None,
                       address: str | None = None, storage: str | None = None,
                       max_concurrent: int | None = None, overrides: list[str] = (),
                       results_dir: str | Path = "results", command: str = "") -> Path:
-    from .sweep import run_sweep
-
     exp = load_experiment("choose_iterations")
     p = exp.preset(preset)
     out = Path(results_dir) / "choose_iterations" / preset
-    from .aggregate import trials_table, write_results
-
     grid, _ = run_sweep(exp.path, preset, 1, address, storage, max_concurrent,
                         overrides=overrides, name=f"choose_iterations-{preset}-search",
                         results_dir=None, command=command)
-    search = trials_table(grid)
-    write_results(search, exp, preset, out / "search", {"command": command, "seeds": 1})
+    search = trials_table(grid, exp)
+    write_results(search, exp, preset, out / "search",
+                  {"experiment": exp.name, "preset": preset, "command": command, "seeds": 1,
+                   "git_revision": git_revision(), "experiment_yaml": exp.path.read_text()})
     picks = _candidates(search, p.candidates)
     if not picks:
         raise RuntimeError("the search produced no finished trial")
@@ -136,7 +137,7 @@ def choose_iterations(preset: str = "smoke", seeds: int | None = None,
     grid, _ = run_sweep(confirm_yaml, preset, n_seeds, address, storage, max_concurrent,
                         overrides=overrides, name=f"choose_iterations-{preset}-confirm",
                         results_dir=out.parent.parent, command=command)
-    confirm = trials_table(grid)
+    confirm = trials_table(grid, load_experiment(confirm_yaml))
     rows = [{"name": f"T{t} P{q}", "T": t, "P": q, "values": _values(confirm, f"T{t} P{q}"),
              "latency_b1": regressor_latency(t, q, 1), "latency_b64": regressor_latency(t, q, 64)}
             for t, q in picks]
@@ -146,16 +147,12 @@ def choose_iterations(preset: str = "smoke", seeds: int | None = None,
 
 def _write_decision(out: Path, chosen: dict, rows: list[dict], preset: str, seeds: int,
                     command: str) -> Path:
-    from .aggregate import mean_ci
-    from .plots import _pyplot, _save
-    from .sweep import _git_revision
-
     table = pa.Table.from_pylist([{k: v for k, v in r.items()} for r in rows])
     with atomic_path(out / "candidates.parquet") as tmp:
         pq.write_table(table, tmp)
     lines = [f"# Choosing T and P (preset `{preset}`, {seeds} seeds)", "",
              f"Made by `{command or 'hkmr choose-iterations'}` at git revision "
-             f"`{_git_revision()}` on {datetime.date.today().isoformat()}; the search is in "
+             f"`{git_revision()}` on {datetime.date.today().isoformat()}; the search is in "
              f"`search/`, the confirmation runs in `../../choose_iterations_confirm/{preset}/`.",
              "",
              f"**Chosen: T = {chosen['T']}, P = {chosen['P']}** — the cheapest candidate whose "
@@ -173,8 +170,7 @@ def _write_decision(out: Path, chosen: dict, rows: list[dict], preset: str, seed
     lines += ["", "![MPJPE against latency](mpjpe_vs_latency.png)", ""]
     with atomic_path(out / "decision.md") as tmp:
         tmp.write_text("\n".join(lines))
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(4.5, 3.2))
+    fig, ax = pyplot().subplots(figsize=(4.5, 3.2))
     for r in rows:
         mean, half, _ = mean_ci(r["values"])
         ax.errorbar(r["latency_b1"], mean, yerr=half if math.isfinite(half) else 0,
@@ -184,6 +180,5 @@ def _write_decision(out: Path, chosen: dict, rows: list[dict], preset: str, seed
     ax.set_xlabel("HKMR regressor latency, batch 1 (ms)")
     ax.set_ylabel("P1 MPJPE (mm)")
     ax.grid(alpha=0.3)
-    _save(fig, out / "mpjpe_vs_latency.png")
-    plt.close(fig)
+    save_png(fig, out / "mpjpe_vs_latency.png")
     return out / "decision.md"

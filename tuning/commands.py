@@ -7,10 +7,12 @@ import shlex
 import sys
 from pathlib import Path
 
+from hkmr.options import add_batch_size, add_device, add_overrides
+
 
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--preset", default="smoke", help="smoke (minutes, CPU), cpu (about an "
-                   "hour, CPU), paper (GPU cluster), or their frozen-encoder variants "
+                   "hour, CPU), paper (GPU cluster), or their frozen-features variants "
                    "smoke_frozen, cpu_frozen, paper_frozen (regressors on cached features)")
     p.add_argument("--seeds", type=int, help="seeds per configuration (default: the preset's)")
     p.add_argument("--address", help="Ray cluster address ('auto' or HOST:PORT); default: "
@@ -20,10 +22,25 @@ def _common(p: argparse.ArgumentParser) -> None:
                    "(default: ./ray_results or $HKMR_STORAGE)")
     p.add_argument("--max-concurrent", type=int, help="trials at once (default: CPUs / "
                    "CPUs per trial)")
-    p.add_argument("--results", default="results", help="folder for the aggregated tables")
+    _out(p)
     p.add_argument("--name", help="sweep name under the storage (default: EXPERIMENT-PRESET)")
-    p.add_argument("overrides", nargs="*", metavar="key=value",
-                   help="config overrides applied to every trial, e.g. train.epochs=2")
+    add_device(p, default=None)
+    add_batch_size(p, default=None, what="every trial's train.batch_size")
+    add_overrides(p, "config overrides applied to every trial, e.g. train.epochs=2")
+
+
+def _out(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--out", "--results", dest="out", type=Path, default=Path("results"),
+                   help="output folder: the aggregated tables go to OUT/EXPERIMENT/PRESET "
+                   "(default: results)")
+
+
+def _overrides(args: argparse.Namespace) -> list[str]:
+    """The overrides with --device and --batch-size as the keys they stand for."""
+    flags = [f"train.{key}={value}" for key, value in (("device", args.device),
+                                                      ("batch_size", args.batch_size))
+             if value is not None]
+    return [*args.overrides, *flags]
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -40,7 +57,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                             "Markdown tables and plots")
     report.add_argument("sweep_dir", type=Path, help="STORAGE/NAME of a sweep, or a results "
                         "folder (re-rendered from its trials.parquet)")
-    report.add_argument("--results", default="results")
+    _out(report)
     report.set_defaults(func=_report)
     choose = sub.add_parser("choose-iterations", help="choose the outer/inner iterations "
                             "with Optuna + ASHA, seeds and measured latency")
@@ -56,8 +73,8 @@ def _sweep(args: argparse.Namespace) -> None:
     from .sweep import run_sweep
 
     _, out = run_sweep(args.experiment, args.preset, args.seeds, args.address, args.storage,
-                       args.max_concurrent, args.resume, args.overrides, args.name,
-                       args.results, command=_command())
+                       args.max_concurrent, args.resume, _overrides(args), args.name,
+                       args.out, command=_command())
     print(f"results: {out}/tables.md")
     print((out / "tables.md").read_text())
 
@@ -65,7 +82,7 @@ def _sweep(args: argparse.Namespace) -> None:
 def _report(args: argparse.Namespace) -> None:
     from .report import report_sweep
 
-    out = report_sweep(args.sweep_dir, args.results)
+    out = report_sweep(args.sweep_dir, args.out)
     print((out / "tables.md").read_text())
 
 
@@ -73,6 +90,6 @@ def _choose(args: argparse.Namespace) -> None:
     from .choose import choose_iterations
 
     decision = choose_iterations(args.preset, args.seeds, args.address, args.storage,
-                                 args.max_concurrent, args.overrides, args.results,
+                                 args.max_concurrent, _overrides(args), args.out,
                                  command=_command())
     print(decision.read_text())

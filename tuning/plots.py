@@ -1,30 +1,15 @@
 """PNG plots of aggregated sweeps: MPJPE against iterations (Table 3) and against the degree
-of occlusion (Fig. 6), mean ± 95 % CI over seeds."""
+of occlusion (Fig. 6), mean ± 95 % CI over seeds (drawn by :mod:`hkmr.eval.figures`)."""
 
 from __future__ import annotations
 
-import math
 import re
 from pathlib import Path
 
-from hkmr.io import atomic_path
+from hkmr.data.occlusion import DEGREES, KINDS
+from hkmr.eval.figures import errorbar, plot_degree_curves, pyplot, save_png
 
-from .aggregate import OCCLUSIONS, _columns, cell
-
-
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def _save(fig, path: Path) -> Path:
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=90, bbox_inches="tight", format="png")
-    return path
+from .cells import cell, columns
 
 
 def _slug(text: str) -> str:
@@ -32,45 +17,28 @@ def _slug(text: str) -> str:
 
 
 def plot_iterations(spec: dict, rows: list[dict], out_dir: Path) -> Path:
-    plt = _pyplot()
+    """Table 3 as a plot: the metric of each column (an iteration count) for P1 and P2."""
     metric = spec.get("metric", "mpjpe")
-    fig, ax = plt.subplots(figsize=(4.5, 3.2))
-    cols = _columns(spec)
+    fig, ax = pyplot().subplots(figsize=(4.5, 3.2))
+    cols = columns(spec)
     x = [float(label) for label, _ in cols]
     for protocol in ("P1", "P2"):
-        cells = [cell(rows, name, f"{protocol}_standard_{metric}") for _, name in cols]
-        ax.errorbar(x, [c[0] for c in cells],
-                    yerr=[c[1] if math.isfinite(c[1]) else 0 for c in cells],
-                    marker="o", capsize=3, label=protocol)
+        errorbar(ax, x, [cell(rows, name, f"{protocol}_standard_{metric}")[:2]
+                         for _, name in cols], label=protocol)
     ax.set_xlabel(spec["plot"])
     ax.set_ylabel(f"{metric.upper().replace('_', '-')} (mm)")
     ax.set_xticks(x)
     ax.legend()
     ax.grid(alpha=0.3)
-    path = _save(fig, out_dir / f"{_slug(spec['plot'])}.png")
-    plt.close(fig)
-    return path
+    return save_png(fig, out_dir / f"{_slug(spec['plot'])}.png")
 
 
 def plot_degrees(exp, rows: list[dict], out_dir: Path) -> Path:
-    plt = _pyplot()
-    kinds = OCCLUSIONS[1:]
-    fig, axes = plt.subplots(1, len(kinds), figsize=(4 * len(kinds), 3.2), sharey=True)
-    degrees = range(1, 6)
-    for ax, kind in zip(axes, kinds):
-        for name in exp.configurations:
-            cells = [cell(rows, name, f"degree_{kind}_{d}_mpjpe") for d in degrees]
-            if all(c[2] == 0 for c in cells):
-                continue
-            ax.errorbar(list(degrees), [c[0] for c in cells],
-                        yerr=[c[1] if math.isfinite(c[1]) else 0 for c in cells],
-                        marker="o", capsize=3, label=name)
-        ax.set_title(kind)
-        ax.set_xlabel("degree of occlusion")
-        ax.set_xticks(list(degrees))
-        ax.grid(alpha=0.3)
-    axes[0].set_ylabel("MPJPE (mm), P1")
-    axes[-1].legend()
-    path = _save(fig, out_dir / "degree_of_occlusion.png")
-    plt.close(fig)
-    return path
+    """Fig. 6 over the sweep: one curve per configuration that has degree results."""
+    curves = {}
+    for name in exp.configurations:
+        by_kind = {kind: [cell(rows, name, f"degree_{kind}_{d}_mpjpe") for d in DEGREES]
+                   for kind in KINDS}
+        if any(c[2] for points in by_kind.values() for c in points):
+            curves[name] = {k: [c[:2] for c in points] for k, points in by_kind.items()}
+    return plot_degree_curves(curves, out_dir / "degree_of_occlusion.png")

@@ -10,21 +10,36 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
-from .aggregate import aggregate_grid, write_results
-from .space import load_experiment
+from .aggregate import aggregate_grid, upgrade_trials, write_results
+from .space import Experiment, load_experiment
 from .sweep import SWEEP_FILE
 
 
 def load_grid(sweep_dir: str | Path):
-    """The ResultGrid of a sweep folder, through Ray Tune's own restore."""
+    """The ResultGrid of a sweep folder, read by Ray Tune's own ``ExperimentAnalysis``."""
     from ray import tune
-
-    from .trainable import hkmr_trial
+    from ray.tune import ExperimentAnalysis, ResultGrid
 
     path = Path(sweep_dir).resolve()
     if not tune.Tuner.can_restore(str(path)):
         raise FileNotFoundError(f"{path} is not a Ray Tune sweep folder (no experiment state)")
-    return tune.Tuner.restore(str(path), trainable=hkmr_trial).get_results()
+    return ResultGrid(ExperimentAnalysis(str(path)))
+
+
+def recorded_experiment(info: dict, folder: Path) -> Experiment:
+    """The experiment a results folder was made with: the YAML its sweep recorded; for older
+    folders the shipped experiment of that name, or the recorded file (found again under the
+    results root when the results folder moved with the repository)."""
+    name = info["experiment"]
+    if "experiment_yaml" in info:
+        return load_experiment(f"{name}.yaml", text=info["experiment_yaml"])
+    recorded = (info.get("spec") or info.get("run") or {}).get("experiment_path", "")
+    candidates = [recorded] + ([folder.parents[1] / recorded.split("/results/", 1)[1]]
+                               if "/results/" in recorded else [])
+    for candidate in candidates:
+        if candidate and Path(candidate).is_file():
+            return load_experiment(candidate)
+    return load_experiment(name)
 
 
 def rerender_results(folder: str | Path) -> Path:
@@ -36,8 +51,9 @@ def rerender_results(folder: str | Path) -> Path:
         raise ValueError(f"{folder / 'trials.parquet'} has no 'hkmr_sweep' schema metadata: "
                          "not written by hkmr sweep")
     info = json.loads(meta)
-    exp = load_experiment(info["experiment"])
-    return write_results(table.replace_schema_metadata(None), exp, info["preset"], folder, info)
+    exp = recorded_experiment(info, folder)
+    return write_results(upgrade_trials(table.replace_schema_metadata(None)), exp,
+                         info["preset"], folder, info)
 
 
 def report_sweep(sweep_dir: str | Path, results_dir: str | Path = "results") -> Path:
@@ -48,6 +64,7 @@ def report_sweep(sweep_dir: str | Path, results_dir: str | Path = "results") -> 
     if not info_path.exists():
         raise FileNotFoundError(f"{info_path} is missing: not a folder made by 'hkmr sweep'")
     info = json.loads(info_path.read_text())
-    exp = load_experiment(info["run"]["experiment_path"])
+    spec = info.get("spec") or info["run"]  # "run": sweeps before the typed trial spec
+    exp = load_experiment(spec["experiment_path"])
     out = Path(results_dir) / exp.name / info["preset"]
     return aggregate_grid(load_grid(sweep_dir), exp, info["preset"], out, info)

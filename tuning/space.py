@@ -102,10 +102,12 @@ def experiment_path(name_or_path: str | Path) -> Path:
     raise ConfigError(f"unknown experiment {str(name_or_path)!r}: not a file and not one of {known}")
 
 
-def load_experiment(name_or_path: str | Path) -> Experiment:
-    """Read and validate an experiment: every configuration of every preset must resolve."""
-    path = experiment_path(name_or_path)
-    raw = yaml.safe_load(path.read_text()) or {}
+def load_experiment(name_or_path: str | Path, text: str | None = None) -> Experiment:
+    """Read and validate an experiment: every configuration of every preset must resolve.
+    ``text``: the experiment's YAML as a sweep recorded it (``name_or_path`` then only names
+    it)."""
+    path = Path(name_or_path) if text is not None else experiment_path(name_or_path)
+    raw = yaml.safe_load(text if text is not None else path.read_text()) or {}
     known = {f.name for f in dataclasses.fields(Experiment)} - {"path"}
     unknown = set(raw) - known
     if unknown:

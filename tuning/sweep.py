@@ -1,10 +1,10 @@
 """``hkmr sweep``: an experiment's trials as a Ray Tune run, then the aggregated tables.
 
-The driver (1) resolves and validates every trial config before Ray starts, (2) connects to a
-cluster (``--address``) or starts an embedded local Ray sized to the machine, (3) prepares
-what every trial shares once — the synthetic dataset and the VAE prior, in ``$HKMR_CACHE``,
-and for frozen-encoder experiments (``model.freeze_encoder``) the shared encoder and its
-feature cache, which trials then read through ``data.features`` —
+The driver (1) resolves and validates every trial config and the :class:`TrialSpec` before
+Ray starts, (2) connects to a cluster (``--address``) or starts an embedded local Ray sized to
+the machine, (3) prepares what every trial shares once — the synthetic dataset and the VAE
+prior, in ``$HKMR_CACHE``, and for frozen-features experiments (``model.freeze_encoder``) the
+shared encoder and its feature cache, which trials then read through ``data.features`` —
 (4) runs the trials with ``ray.tune.Tuner`` (grid x seeds, or Optuna search + ASHA), or
 continues an interrupted run with ``Tuner.restore``, and (5) aggregates the results into
 ``results/<experiment>/<preset>/``. Scheduling, retries and result storage are Ray's.
@@ -12,19 +12,24 @@ continues an interrupted run with ``Tuner.restore``, and (5) aggregates the resu
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import json
 import math
 import os
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from hkmr.config import ConfigError
+from hkmr.data.synthetic import ensure_synthetic
+from hkmr.digest import git_revision
 from hkmr.io import atomic_path
+from hkmr.model.priors import default_vae
+from hkmr.train.source import ensure_features
 
 from .space import Experiment, load_experiment, parse_overrides
+from .spec import CONFIGURATION, SEED, TrialSpec
 from .trainable import hkmr_trial, trial_resources
 
 SWEEP_FILE = "hkmr_sweep.json"
@@ -37,7 +42,7 @@ class SweepPlan:
     name: str
     storage: Path | str
     param_space: dict[str, Any]
-    run: dict[str, Any]
+    spec: TrialSpec
     num_samples: int
     max_concurrent: int | None
 
@@ -56,10 +61,27 @@ def _search_space(exp: Experiment) -> dict[str, Any]:
     return space
 
 
+def _configuration_columns(exp: Experiment, preset: str, overrides: dict) -> dict[str, Any]:
+    """Display columns of the live trial table: each key any configuration sets, with its
+    value in the trial's configuration (``tune.sample_from``, resolved per trial)."""
+    from ray import tune
+
+    keys = sorted({k for values in exp.configurations.values() for k in values})
+    resolved = {name: exp.resolve(preset, name, overrides=overrides)
+                for name in exp.configurations}
+    value = {name: {k: _get(cfg, k) for k in keys} for name, cfg in resolved.items()}
+    return {k: tune.sample_from(lambda s, k=k: value[s.config[CONFIGURATION]][k]) for k in keys}
+
+
+def _get(cfg, key: str):
+    section, name = key.split(".", 1) if "." in key else (None, key)
+    return getattr(getattr(cfg, section), name) if section else getattr(cfg, name)
+
+
 def plan_sweep(experiment: str | Path, preset: str = "smoke", seeds: int | None = None,
                storage: str | Path | None = None, overrides: list[str] = (),
                name: str | None = None, max_concurrent: int | None = None,
-               extra_run: dict | None = None) -> SweepPlan:
+               extra_spec: dict | None = None) -> SweepPlan:
     """Everything a sweep needs, validated (no Ray involved)."""
     exp = load_experiment(experiment)
     p = exp.preset(preset)
@@ -72,27 +94,20 @@ def plan_sweep(experiment: str | Path, preset: str = "smoke", seeds: int | None 
     storage = storage or os.environ.get("HKMR_STORAGE") or "ray_results"
     storage = storage if _is_uri(str(storage)) else Path(storage).expanduser().resolve()
     name = name or f"{exp.name}-{preset}"
-    run = {"experiment": exp.name, "experiment_path": str(exp.path.resolve()),
-           "preset": preset, "overrides": cli, "storage": str(storage),
-           "eval_limit": p.eval_limit, "degree_limit": p.degree_limit, "suites": p.suites,
-           "workers_per_trial": p.workers_per_trial, "use_gpu": p.use_gpu,
-           "cpus_per_trial": p.cpus_per_trial, "max_failures": p.max_failures,
-           **(extra_run or {})}
-    if exp.is_search:
-        from ray import tune
+    spec = TrialSpec.of(exp, preset, storage, cli, extra_spec)
+    from ray import tune
 
-        space = {**_search_space(exp), "seed": 0}
+    if exp.is_search:
+        space = {**_search_space(exp), SEED: 0}
         samples = p.samples or 8
         if n_seeds > 1:
-            space["seed"] = tune.grid_search(list(range(n_seeds)))
+            space[SEED] = tune.grid_search(list(range(n_seeds)))
     else:
-        from ray import tune
-
-        space = {"_configuration": tune.grid_search(list(exp.configurations)),
-                 "seed": tune.grid_search(list(range(n_seeds)))}
+        space = {CONFIGURATION: tune.grid_search(list(exp.configurations)),
+                 SEED: tune.grid_search(list(range(n_seeds))),
+                 **_configuration_columns(exp, preset, cli)}
         samples = 1
-    space["_run"] = run
-    return SweepPlan(exp, preset, name, storage, space, run, samples, max_concurrent)
+    return SweepPlan(exp, preset, name, storage, space, spec, samples, max_concurrent)
 
 
 def _init_ray(address: str | None, cpus: int | None = None) -> None:
@@ -111,7 +126,7 @@ def _init_ray(address: str | None, cpus: int | None = None) -> None:
 
 
 def shared_root(storage: Path | str, address: str | None) -> Path | None:
-    """Where the frozen-encoder protocol's encoder and feature cache go: the sweep storage
+    """Where the frozen-features regime's encoder and feature cache go: the sweep storage
     (``<storage>/hkmr_shared``) when trials run on a cluster with a shared-folder storage,
     else None (``$HKMR_CACHE``; with a URI storage it must be a folder all nodes share)."""
     if address and not _is_uri(str(storage)):
@@ -122,15 +137,12 @@ def shared_root(storage: Path | str, address: str | None) -> Path | None:
 def prepare_shared(plan: SweepPlan, root: Path | None = None) -> None:
     """Build what all trials share once, before any trial starts: the synthetic dataset and
     the default VAE prior (both cached in $HKMR_CACHE, keyed by their settings), and for
-    frozen-encoder experiments the encoder and its feature cache (under ``root``, default
-    $HKMR_CACHE), which every trial then reads: ``data.features`` is added to the run's
-    overrides."""
-    from hkmr.train.data import ensure_synthetic
-    from hkmr.train.priors import default_vae
-
+    frozen-features experiments the shared encoder and its feature cache (under ``root``,
+    default $HKMR_CACHE), which every trial then reads: ``data.features`` is added to the
+    spec's overrides."""
     exp, seen, caches = plan.experiment, set(), set()
     for configuration in exp.configurations or [None]:
-        cfg = exp.resolve(plan.preset, configuration, overrides=plan.run["overrides"])
+        cfg = exp.resolve(plan.preset, configuration, overrides=plan.spec.overrides)
         key = (json.dumps(cfg.data.__dict__, sort_keys=True), cfg.model.prior,
                cfg.train.prior_corpus, cfg.model.freeze_encoder, cfg.model.encoder,
                cfg.model.encoder_checkpoint, cfg.model.encoder_epochs)
@@ -141,23 +153,13 @@ def prepare_shared(plan: SweepPlan, root: Path | None = None) -> None:
         if cfg.model.prior == "vae" and not cfg.model.vae_checkpoint:
             default_vae(cfg.train.prior_corpus)
         if cfg.model.freeze_encoder:
-            from hkmr.features import prepare_features
-
-            caches.add(str(prepare_features(cfg, root).path))
+            caches.add(str(ensure_features(cfg, root).path))
     if len(caches) > 1:
         raise ConfigError(f"experiment {exp.name}: its configurations need {len(caches)} "
                           "feature caches (they differ in data or encoder settings); a sweep "
                           "shares one: move those keys to base or give data.features")
-    if caches and not plan.run["overrides"].get("data.features"):
-        plan.run["overrides"]["data.features"] = caches.pop()
-
-
-def _git_revision() -> str | None:
-    try:
-        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
-                              text=True, cwd=Path(__file__).parent, check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return None
+    if caches and not plan.spec.overrides.get("data.features"):
+        plan.spec = plan.spec.with_overrides(**{"data.features": caches.pop()})
 
 
 def _write_sweep_file(plan: SweepPlan, seeds: int, command: str) -> None:
@@ -166,9 +168,10 @@ def _write_sweep_file(plan: SweepPlan, seeds: int, command: str) -> None:
     folder = Path(plan.storage) / plan.name
     folder.mkdir(parents=True, exist_ok=True)
     info = {"experiment": plan.experiment.name, "preset": plan.preset, "seeds": seeds,
-            "command": command, "git_revision": _git_revision(),
+            "command": command, "git_revision": git_revision(),
             "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-            "run": plan.run}
+            "spec": dataclasses.asdict(plan.spec),
+            "experiment_yaml": plan.experiment.path.read_text()}
     with atomic_path(folder / SWEEP_FILE) as tmp:
         tmp.write_text(json.dumps(info, indent=2) + "\n")
 
@@ -178,7 +181,8 @@ def tuner_for(plan: SweepPlan, resume: bool):
     from ray.tune.schedulers import ASHAScheduler
     from ray.tune.search.optuna import OptunaSearch
 
-    trainable = tune.with_resources(hkmr_trial, trial_resources(plan.run))
+    trainable = tune.with_resources(tune.with_parameters(hkmr_trial, spec=plan.spec),
+                                    trial_resources(plan.spec))
     path = f"{plan.storage}/{plan.name}" if _is_uri(str(plan.storage)) else \
         str(Path(plan.storage) / plan.name)
     if resume:
@@ -191,9 +195,9 @@ def tuner_for(plan: SweepPlan, resume: bool):
     # (imports of torch, smplx, ...) per trial
     tune_config = {"num_samples": plan.num_samples,
                    "max_concurrent_trials": plan.max_concurrent,
-                   "reuse_actors": plan.run.get("workers_per_trial", 0) == 0}
+                   "reuse_actors": plan.spec.workers_per_trial == 0}
     if exp.is_search:
-        epochs = exp.resolve(plan.preset, overrides=plan.run["overrides"]).train.epochs
+        epochs = exp.resolve(plan.preset, overrides=plan.spec.overrides).train.epochs
         tune_config.update(
             metric=exp.metric, mode="min",
             search_alg=OptunaSearch(seed=0),
@@ -212,17 +216,17 @@ def run_sweep(experiment: str | Path, preset: str = "smoke", seeds: int | None =
               max_concurrent: int | None = None, resume: bool = False,
               overrides: list[str] = (), name: str | None = None,
               results_dir: str | Path | None = "results", cpus: int | None = None,
-              extra_run: dict | None = None, command: str | None = None):
+              extra_spec: dict | None = None, command: str | None = None):
     """Plan, run (or resume) and aggregate a sweep; returns (ResultGrid, output folder)."""
     import ray
 
     from .aggregate import aggregate_grid
 
     plan = plan_sweep(experiment, preset, seeds, storage, overrides, name, max_concurrent,
-                      extra_run)
+                      extra_spec)
     _init_ray(address, cpus)
     if plan.max_concurrent is None:
-        per_trial = max(plan.run["cpus_per_trial"], 1e-3)
+        per_trial = max(plan.spec.cpus_per_trial, 1e-3)
         plan.max_concurrent = max(1, math.floor(ray.cluster_resources().get("CPU", 1) / per_trial))
     prepare_shared(plan, shared_root(plan.storage, address))
     seeds_used = seeds if seeds is not None else plan.experiment.preset(preset).seeds

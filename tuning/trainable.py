@@ -7,13 +7,14 @@ CPU, NCCL on GPU) whose workers run the same trainer; ``TuneReportCallback`` for
 metrics to Tune. Its run name is stable per trial, so a retried trial resumes its training.
 
 Both paths report the same metrics every epoch with a checkpoint Ray can resume from, then a
-final report with the paper's evaluation protocols on the test split. A trial whose loss
+final report with the paper's evaluation suites on the test split. A trial whose loss
 becomes non-finite reports ``failed = 1`` and the error, and ends; the sweep goes on.
+The trial's data source (:func:`hkmr.train.source.prepare_source`) is made before its
+trainer; the sweep driver has already built what it reads (dataset, prior, feature cache).
 """
 
 from __future__ import annotations
 
-import math
 import shutil
 import tempfile
 import time
@@ -21,21 +22,11 @@ from pathlib import Path
 from typing import Any
 
 from hkmr.config import Config
+from hkmr.eval.suites import evaluate_suites
+from hkmr.train.source import prepare_source
 from hkmr.train.trainer import NonFiniteLossError, Trainer, TrainerHooks
 
-from .space import load_experiment
-
-
-def resolve_trial(config: dict[str, Any]) -> tuple[Config, dict[str, Any]]:
-    """The hkmr config and the run settings of a trial from its Tune config."""
-    run = config["_run"]
-    exp = load_experiment(run["experiment_path"])
-    search = {k: v for k, v in config.items() if not k.startswith("_") and k != "seed"}
-    cfg = exp.resolve(run["preset"], config.get("_configuration"), config.get("seed", 0),
-                      search_values=search, overrides=run.get("overrides"))
-    if not cfg.train.threads:
-        cfg.train.threads = max(1, math.floor(run.get("cpus_per_trial", 1)))
-    return cfg, run
+from .spec import TrialSpec
 
 
 def _numeric(metrics: dict) -> dict:
@@ -61,10 +52,9 @@ class _FailOnce:
     """Chaos switch for fault-tolerance tests: raise once after the report of an epoch,
     remembered by a marker file so the retried trial goes on."""
 
-    def __init__(self, run: dict, trial_id: str):
-        epoch = run.get("fail_once_at_epoch")
-        self.epoch = epoch
-        self.marker = Path(run.get("marker_dir", tempfile.gettempdir())) / f"failed-{trial_id}"
+    def __init__(self, spec: TrialSpec, trial_id: str):
+        self.epoch = spec.fail_once_at_epoch
+        self.marker = Path(spec.marker_dir or tempfile.gettempdir()) / f"failed-{trial_id}"
 
     def __call__(self, epoch: int) -> None:
         if self.epoch and epoch == self.epoch and not self.marker.exists():
@@ -73,24 +63,19 @@ class _FailOnce:
             raise RuntimeError(f"injected failure after epoch {epoch} (fail_once_at_epoch)")
 
 
-def final_metrics(trainer: Trainer, cfg: Config, run: dict) -> dict[str, float]:
-    """The paper's protocols on the test split (:func:`hkmr.eval.protocols.evaluate_protocols`);
-    a frozen-encoder trial reads its feature cache, so its node needs no rendered dataset."""
-    from hkmr.eval.protocols import evaluate_protocols
-    from hkmr.train.data import ensure_synthetic
-
-    data_root = None if trainer.features else ensure_synthetic(cfg.data, progress=False)
-    return evaluate_protocols(trainer.module, trainer.body, trainer.kinematics,
-                              data_root, trainer.device, features=trainer.features,
-                              batch_size=cfg.train.batch_size, limit=run.get("eval_limit", 0),
-                              suites=tuple(run.get("suites", ())),
-                              degree_limit=run.get("degree_limit", 0))
+def final_metrics(trainer: Trainer, cfg: Config, spec: TrialSpec) -> dict[str, float]:
+    """The paper's suites on the test split (:func:`hkmr.eval.suites.evaluate_suites`); a
+    frozen-features trial reads its feature cache, so its node needs no rendered dataset."""
+    return evaluate_suites(trainer.module, trainer.body, trainer.kinematics, trainer.source.test,
+                           trainer.device, batch_size=cfg.train.batch_size,
+                           limit=spec.eval_limit, suites=spec.suites,
+                           degree_limit=spec.degree_limit)
 
 
-def _train_and_report(cfg: Config, run: dict, hooks: TrainerHooks, report, checkpoint,
+def _train_and_report(cfg: Config, spec: TrialSpec, hooks: TrainerHooks, report, checkpoint,
                       trial_id: str, is_main: bool) -> None:
     """Shared by both paths: restore, train (reporting every epoch), evaluate, report."""
-    fail_once = _FailOnce(run, trial_id)
+    fail_once = _FailOnce(spec, trial_id)
     start = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="hkmr-trial-") as tmp:
         out_dir = Path(tmp)
@@ -101,37 +86,36 @@ def _train_and_report(cfg: Config, run: dict, hooks: TrainerHooks, report, check
                    path.parent if path else None)
             fail_once(metrics["epoch"])
 
-        hooks.report = on_epoch
+        hooks.on_epoch = on_epoch
         try:
-            trainer = Trainer(cfg, out_dir, hooks)
+            source = prepare_source(cfg, log=hooks.log, progress=False)
+            trainer = Trainer(cfg, out_dir, source, hooks)
             last = trainer.fit()
         except NonFiniteLossError as err:
             report({"failed": 1, "error": str(err), "epoch": -1, "node_id": _node_id(),
                     "val_mpjpe": float("nan")}, None)
             return
-        final = final_metrics(trainer, cfg, run) if is_main and run.get("suites") else {}
+        final = final_metrics(trainer, cfg, spec) if is_main and spec.suites else {}
         # the trial's own work (data, model, training, evaluation): what is not Ray overhead
         work = time.perf_counter() - start
-        protocol = ("frozen features" if cfg.model.freeze_encoder
-                    else "end to end")
         report({**_numeric(last), **final, "failed": 0, "final": 1, "node_id": _node_id(),
-                "trial_work_seconds": work, "protocol": protocol}, None)
+                "trial_work_seconds": work, **source.describe()}, None)
 
 
-def hkmr_trial(config: dict[str, Any]) -> None:
-    """The Tune function trainable."""
+def hkmr_trial(config: dict[str, Any], spec: TrialSpec) -> None:
+    """The Tune function trainable (``tune.with_parameters(hkmr_trial, spec=...)``)."""
     from ray import tune
 
-    cfg, run = resolve_trial(config)
-    if run.get("workers_per_trial", 0) >= 1:
-        return _fit_torch_trainer(config, run)
+    if spec.workers_per_trial >= 1:
+        return _fit_torch_trainer(config, spec)
+    cfg = spec.resolve(config)
     ctx = tune.get_context()
 
     def report(metrics: dict, directory: Path | None) -> None:
         checkpoint = tune.Checkpoint.from_directory(directory) if directory else None
         tune.report(metrics, checkpoint=checkpoint)
 
-    _train_and_report(cfg, run, TrainerHooks(), report, tune.get_checkpoint(),
+    _train_and_report(cfg, spec, TrainerHooks(), report, tune.get_checkpoint(),
                       ctx.get_trial_id(), True)
 
 
@@ -140,7 +124,8 @@ def _train_worker(config: dict[str, Any]) -> None:
     import ray.train
     import ray.train.torch
 
-    cfg, run = resolve_trial(config)
+    spec = config["spec"]
+    cfg = spec.resolve(config["trial"])
     ctx = ray.train.get_context()
     rank, world = ctx.get_world_rank(), ctx.get_world_size()
     hooks = TrainerHooks(
@@ -155,40 +140,41 @@ def _train_worker(config: dict[str, Any]) -> None:
                       if directory and rank == 0 else None)
         ray.train.report(metrics, checkpoint=checkpoint)
 
-    _train_and_report(cfg, run, hooks, report, ray.train.get_checkpoint(),
-                      config["_trial_id"], rank == 0)
+    _train_and_report(cfg, spec, hooks, report, ray.train.get_checkpoint(),
+                      config["trial_id"], rank == 0)
 
 
-def _fit_torch_trainer(config: dict[str, Any], run: dict) -> None:
+def _fit_torch_trainer(config: dict[str, Any], spec: TrialSpec) -> None:
     import ray.train
     from ray import tune
     from ray.train.torch import TorchConfig, TorchTrainer
     from ray.tune.integration.ray_train import TuneReportCallback
 
     ctx = tune.get_context()
-    workers, gpu = run["workers_per_trial"], bool(run.get("use_gpu"))
-    per_worker = {"CPU": max(run.get("cpus_per_trial", 1) - 0.01, 0.01) / workers}
+    workers, gpu = spec.workers_per_trial, spec.use_gpu
+    per_worker = {"CPU": max(spec.cpus_per_trial - 0.01, 0.01) / workers}
     if gpu:
         per_worker["GPU"] = 1
     trainer = TorchTrainer(
-        _train_worker, train_loop_config={**config, "_trial_id": ctx.get_trial_id()},
+        _train_worker,
+        train_loop_config={"trial": config, "spec": spec, "trial_id": ctx.get_trial_id()},
         torch_config=TorchConfig(backend="nccl" if gpu else "gloo"),
         scaling_config=ray.train.ScalingConfig(num_workers=workers, use_gpu=gpu,
                                                resources_per_worker=per_worker),
         run_config=ray.train.RunConfig(
             name=f"{ctx.get_experiment_name()}-{ctx.get_trial_id()}-train",
-            storage_path=run["storage"], callbacks=[TuneReportCallback()],
-            failure_config=ray.train.FailureConfig(max_failures=run.get("max_failures", 2)),
+            storage_path=spec.storage, callbacks=[TuneReportCallback()],
+            failure_config=ray.train.FailureConfig(max_failures=spec.max_failures),
             checkpoint_config=ray.train.CheckpointConfig(num_to_keep=1)))
     trainer.fit()
 
 
-def trial_resources(run: dict) -> dict[str, float]:
+def trial_resources(spec: TrialSpec) -> dict[str, float]:
     """Resources of the trial process itself: everything when it trains in-process, a sliver
     when a TorchTrainer's workers hold the CPUs (or the trial would wait for them forever)."""
-    if run.get("workers_per_trial", 0) >= 1:
+    if spec.workers_per_trial >= 1:
         return {"cpu": 0.01}
-    resources = {"cpu": run.get("cpus_per_trial", 1)}
-    if run.get("use_gpu"):
+    resources = {"cpu": spec.cpus_per_trial}
+    if spec.use_gpu:
         resources["gpu"] = 1
     return resources

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from ..io import atomic_path
-from .kinematics import CHAINS, JOINT_NAMES
+from .joints import CHAINS, JOINT_NAMES
 from .model import BodyModel
 from .procedural import SHAPE_DIRECTIONS
 

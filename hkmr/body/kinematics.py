@@ -1,102 +1,55 @@
-"""SMPL's kinematic tree and the paper's six kinematic chains (Sec. 3.2, Fig. 3a).
+"""Joints-only body kinematics: X(M(Θ, β)) for the 24 joints without the 6890-vertex mesh.
 
-Everything here is data: joint names and parents in SMPL order, the six chains in the
-paper's order Θ = [θ_root, θ_head, θ_R.arm, θ_L.arm, θ_R.leg, θ_L.leg], index maps between
-chain order and SMPL order, the left/right swap used for horizontal flips, and the 14
-LSP-style evaluation joints.
+SMPL's kinematic joints are J(β) = J_regressor (T + S β) = J_T + (J_regressor S) β, a linear
+function of β, posed by forward kinematics along the parent tree; pose blend shapes move
+vertices, never joints. So the joints the losses and joint metrics need (Sec. 3.2, L_3D and
+L_2D) cost a 24-joint forward kinematics instead of a full skinning pass. The forward
+kinematics is smplx's own ``batch_rigid_transform``, so the result equals smplx's first 24
+joints; vertex losses, segmentation metrics and the demo still pose the mesh.
 
-Conventions (those of SMPL): +y is up, +z is the direction the body faces, +x is the
-body's left. Joint 0 (pelvis) carries the global orientation.
+A regressor that outputs the mesh itself (CMR) has no kinematic joints: :meth:`joints_of` takes
+its joints as X(M̂) = J_regressor @ regressed vertices, as CMR does.
 """
 
 from __future__ import annotations
 
-import numpy as np
 import torch
+from smplx.lbs import batch_rigid_transform
+from torch import nn
 
-JOINT_NAMES: tuple[str, ...] = (
-    "pelvis", "left_hip", "right_hip", "spine1", "left_knee", "right_knee",
-    "spine2", "left_ankle", "right_ankle", "spine3", "left_foot", "right_foot",
-    "neck", "left_collar", "right_collar", "head", "left_shoulder", "right_shoulder",
-    "left_elbow", "right_elbow", "left_wrist", "right_wrist", "left_hand", "right_hand",
-)
-NUM_JOINTS = len(JOINT_NAMES)  # K = 24
-JOINT_INDEX = {name: i for i, name in enumerate(JOINT_NAMES)}
-
-#: parent of each joint in SMPL order (-1 for the root); parents precede children.
-PARENTS: tuple[int, ...] = (
-    -1, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 9, 9, 12, 13, 14, 16, 17, 18, 19, 20, 21,
-)
+from .model import BodyModel
+from .rotations import axis_angle_to_matrix
 
 
-def _ids(*names: str) -> tuple[int, ...]:
-    return tuple(JOINT_INDEX[n] for n in names)
+class JointKinematics(nn.Module):
+    def __init__(self, body: BodyModel):
+        super().__init__()
+        smpl = body.smpl
+        regressor = smpl.J_regressor.double()
+        self.register_buffer("joints_template",
+                             (regressor @ smpl.v_template.double()).float(), persistent=False)
+        self.register_buffer("joint_dirs", torch.einsum("jv,vck->jck", regressor,
+                                                        smpl.shapedirs.double()).float(),
+                             persistent=False)
+        self.register_buffer("parents", body.parents.clone(), persistent=False)
+        self.register_buffer("regressor", smpl.J_regressor.float().clone(), persistent=False)
 
+    def rest_joints(self, betas: torch.Tensor) -> torch.Tensor:
+        """J(β): (B, 24, 3)."""
+        return self.joints_template + torch.einsum("bk,jck->bjc", betas, self.joint_dirs)
 
-#: The six chains of Sec. 3.2, in the paper's order; each lists its joints from the one
-#: nearest the root to the end effector (the order of a forward pass, Eq. 1).
-CHAINS: dict[str, tuple[int, ...]] = {
-    "root": _ids("pelvis", "spine1", "spine2", "spine3"),
-    "head": _ids("neck", "head"),
-    "right_arm": _ids("right_collar", "right_shoulder", "right_elbow", "right_wrist", "right_hand"),
-    "left_arm": _ids("left_collar", "left_shoulder", "left_elbow", "left_wrist", "left_hand"),
-    "right_leg": _ids("right_hip", "right_knee", "right_ankle", "right_foot"),
-    "left_leg": _ids("left_hip", "left_knee", "left_ankle", "left_foot"),
-}
-CHAIN_NAMES: tuple[str, ...] = tuple(CHAINS)
-ROOT_CHAIN = "root"
-CHILD_CHAINS: tuple[str, ...] = CHAIN_NAMES[1:]
+    def forward(self, pose: torch.Tensor, betas: torch.Tensor) -> torch.Tensor:
+        """pose (B, 24, 3, 3) rotation matrices or (B, 24, 3)/(B, 72) axis-angle -> (B, 24, 3)."""
+        if pose.shape[-2:] != (3, 3):
+            pose = axis_angle_to_matrix(pose.reshape(pose.shape[0], 24, 3))
+        posed, _ = batch_rigid_transform(pose, self.rest_joints(betas), self.parents,
+                                         dtype=pose.dtype)
+        return posed
 
-#: CHAIN_TO_SMPL[k] is the SMPL joint at position k of Θ in chain order.
-CHAIN_TO_SMPL: tuple[int, ...] = tuple(j for c in CHAIN_NAMES for j in CHAINS[c])
-#: SMPL_TO_CHAIN[j] is the position of SMPL joint j in chain order.
-SMPL_TO_CHAIN: tuple[int, ...] = tuple(int(i) for i in np.argsort(CHAIN_TO_SMPL))
-#: slice of each chain inside Θ in chain order.
-CHAIN_SLICES: dict[str, slice] = {}
-_start = 0
-for _c in CHAIN_NAMES:
-    CHAIN_SLICES[_c] = slice(_start, _start + len(CHAINS[_c]))
-    _start += len(CHAINS[_c])
-del _start, _c
-
-#: joint j maps to FLIP_PERMUTATION[j] under a left/right mirror.
-FLIP_PERMUTATION: tuple[int, ...] = tuple(
-    JOINT_INDEX[n.replace("left_", "@").replace("right_", "left_").replace("@", "right_")]
-    for n in JOINT_NAMES
-)
-
-#: The 14 LSP-style joints SPIN evaluates on, mapped to the nearest SMPL joint. SPIN regresses
-#: them from the mesh with an H3.6M regressor; here they are SMPL joints, so "head top" is the
-#: SMPL head joint and "neck" the SMPL neck joint. Order: R ankle, R knee, R hip, L hip, L knee,
-#: L ankle, R wrist, R elbow, R shoulder, L shoulder, L elbow, L wrist, neck, head.
-LSP14: tuple[int, ...] = _ids(
-    "right_ankle", "right_knee", "right_hip", "left_hip", "left_knee", "left_ankle",
-    "right_wrist", "right_elbow", "right_shoulder", "left_shoulder", "left_elbow",
-    "left_wrist", "neck", "head",
-)
-
-
-def smpl_to_chain_order(x: torch.Tensor, dim: int = -2) -> torch.Tensor:
-    """Reorder a per-joint tensor (joints along ``dim``) from SMPL order to chain order."""
-    return x.index_select(dim, torch.as_tensor(CHAIN_TO_SMPL, device=x.device))
-
-
-def chain_to_smpl_order(x: torch.Tensor, dim: int = -2) -> torch.Tensor:
-    """Inverse of :func:`smpl_to_chain_order`."""
-    return x.index_select(dim, torch.as_tensor(SMPL_TO_CHAIN, device=x.device))
-
-
-def flip_pose(pose: torch.Tensor) -> torch.Tensor:
-    """Mirror axis-angle poses ``(..., 24, 3)`` in SMPL order across the x = 0 plane.
-
-    A reflection x -> -x maps a rotation about axis (a, b, c) by angle φ to a rotation about
-    (a, -b, -c) by φ; the left and right joints swap.
-    """
-    flipped = pose.index_select(-2, torch.as_tensor(FLIP_PERMUTATION, device=pose.device))
-    return flipped * flipped.new_tensor([1.0, -1.0, -1.0])
-
-
-def flip_joints(joints: torch.Tensor) -> torch.Tensor:
-    """Mirror 3D joints ``(..., 24, 3)`` across x = 0 and swap left/right joints."""
-    flipped = joints.index_select(-2, torch.as_tensor(FLIP_PERMUTATION, device=joints.device))
-    return flipped * flipped.new_tensor([-1.0, 1.0, 1.0])
+    def joints_of(self, out) -> torch.Tensor:
+        """The 24 joints of a :class:`~hkmr.model.RegressorOutput`: regressed from its mesh
+        when it has one (CMR), else the forward kinematics of its (Θ, β). (B, 24, 3)."""
+        if out.vertices is not None:
+            return torch.einsum("jv,bvc->bjc", self.regressor.to(out.vertices.dtype),
+                                out.vertices)
+        return self(out.pose, out.betas)

@@ -32,7 +32,6 @@ faces, the factor and :data:`VERSION`; they are never committed.
 
 from __future__ import annotations
 
-import hashlib
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,6 +41,7 @@ import scipy.sparse as sp
 import torch
 from scipy.sparse.csgraph import connected_components, dijkstra
 
+from ..digest import digest
 from ..io import atomic_path, cache_dir
 
 VERSION = 1
@@ -185,10 +185,9 @@ def compute_sampling(vertices: np.ndarray, faces: np.ndarray, factor: int) -> Me
 
 
 def sampling_key(vertices: np.ndarray, faces: np.ndarray, factor: int) -> str:
-    h = hashlib.sha256(f"v{VERSION}-factor{factor}".encode())
-    h.update(np.ascontiguousarray(vertices, dtype=np.float64).tobytes())
-    h.update(np.ascontiguousarray(faces, dtype=np.int64).tobytes())
-    return h.hexdigest()[:16]
+    return digest(f"v{VERSION}-factor{factor}".encode(),
+                  np.ascontiguousarray(vertices, dtype=np.float64).tobytes(),
+                  np.ascontiguousarray(faces, dtype=np.int64).tobytes())
 
 
 def _to_arrays(s: MeshSampling) -> dict[str, np.ndarray]:

@@ -18,8 +18,9 @@ import torch
 from smplx.utils import Struct
 from torch import nn
 
-from .kinematics import LSP14, NUM_JOINTS
-from .procedural import model_digest, procedural_model_path
+from ..digest import array_digest
+from .joints import LSP14, NUM_JOINTS
+from .procedural import procedural_model_path
 from .smpl_file import load_smpl_file
 
 
@@ -44,7 +45,7 @@ class BodyModel(nn.Module):
         super().__init__()
         self.source = str(model_path) if model_path else "procedural"
         arrays = load_smpl_file(model_path or procedural_model_path())
-        self.digest = model_digest(arrays)
+        self.digest = array_digest(arrays)
         with contextlib.redirect_stdout(io.StringIO()):  # smplx prints a note on 10 betas
             self.smpl = smplx.SMPL(
                 model_path="", data_struct=Struct(**arrays), num_betas=num_betas,

@@ -24,13 +24,13 @@ Construction (deterministic, no randomness):
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 import numpy as np
 
+from ..digest import file_digest
 from ..io import atomic_path, cache_dir
-from .kinematics import JOINT_INDEX, JOINT_NAMES, PARENTS
+from .joints import JOINT_INDEX, JOINT_NAMES, PARENTS
 
 VERSION = 1
 NUM_VERTICES = 6890
@@ -250,7 +250,7 @@ def procedural_model_path(cache: Path | None = None) -> Path:
 
     The name carries a hash of this module's source, so a changed generator never reads a
     stale cache."""
-    source = hashlib.sha256(Path(__file__).read_bytes()).hexdigest()[:10]
+    source = file_digest(__file__, length=10)
     path = (cache or cache_dir()) / f"procedural_smpl_v{VERSION}_{source}.npz"
     if not path.exists():
         with atomic_path(path) as tmp:
@@ -258,10 +258,3 @@ def procedural_model_path(cache: Path | None = None) -> Path:
     return path
 
 
-def model_digest(arrays: dict[str, np.ndarray]) -> str:
-    """A short content hash of a body model, recorded with results and caches."""
-    h = hashlib.sha256()
-    for key in sorted(arrays):
-        h.update(key.encode())
-        h.update(np.ascontiguousarray(arrays[key]).tobytes())
-    return h.hexdigest()[:16]

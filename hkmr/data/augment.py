@@ -6,7 +6,7 @@ The geometric part of an augmentation is a 2x2 linear map ``A`` of crop coordina
 ``x in [-1, 1]^2`` about the crop centre: ``A = R(θ) F / scale`` with ``F = diag(-1, 1)`` for a
 horizontal flip. In 3D this is exact: the flip is the reflection x -> -x of the camera frame
 (the procedural body is mirror symmetric, so the mirrored body is the body with the mirrored
-pose, :func:`~hkmr.body.kinematics.flip_pose`, and left/right joints swap), the rotation is a
+pose, :func:`~hkmr.body.joints.flip_pose`, and left/right joints swap), the rotation is a
 rotation about the optical axis (applied to the global orientation, the 3D joints and the
 translation), and the scale only changes the focal length.
 
@@ -22,7 +22,7 @@ import cv2
 import numpy as np
 import torch
 
-from ..body.kinematics import FLIP_PERMUTATION, flip_pose
+from ..body.joints import FLIP_PERMUTATION, flip_pose
 
 _PERM = np.asarray(FLIP_PERMUTATION)
 #: part-label lookup for a flipped label map (0 background stays 0)

@@ -33,6 +33,7 @@ Synthetic items add ``parts`` uint8 (S, S) (0 background, joint id + 1), ``mask`
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 
 import cv2
@@ -141,7 +142,21 @@ def _decode(buf, flags: int, what: str) -> np.ndarray:
     return img
 
 
-class SyntheticDataset(Dataset):
+class OccludableDataset(Dataset):
+    """An image dataset whose test-time occluders can be changed (:attr:`occlusion`, see
+    :func:`parse_occlusion`); the evaluation suites re-occlude the test split through
+    :meth:`with_occlusion`."""
+
+    occlusion: tuple | None = None
+
+    def with_occlusion(self, occlusion) -> "OccludableDataset":
+        """A shallow copy that shares the decoded tables, with other occluders."""
+        out = copy.copy(self)
+        out.occlusion = parse_occlusion(occlusion)
+        return out
+
+
+class SyntheticDataset(OccludableDataset):
     """Rows of ``split`` of a dataset written by ``hkmr synth dataset``. ``protocol`` 'P1'
     keeps all four views, 'P2' the frontal camera 3 only."""
 
@@ -202,7 +217,7 @@ def _fixed(table, name: str, width: int) -> np.ndarray:
     return col.flatten().to_numpy().reshape(len(col), width)
 
 
-class SpinDataset(Dataset):
+class SpinDataset(OccludableDataset):
     """A SPIN-format ``.npz`` with its images under ``img_root``, cropped by center/scale to
     ``size`` px. ``protocol=None`` keeps every row; 'P1' / 'P2' keep the Human3.6M images
     (recognised by the camera serial in their name) of cameras 0-3 / camera 3 only."""

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from ..body.kinematics import JOINT_NAMES, NUM_JOINTS, PARENTS
+from ..body.joints import JOINT_NAMES, NUM_JOINTS, PARENTS
 
 
 @dataclass

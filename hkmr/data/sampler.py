@@ -6,7 +6,7 @@ frames: x is the body's left (flexion/extension), y is up (twist for the trunk a
 forward/backward swing for an arm held out sideways), z is forward (abduction). Every joint has
 an anatomical range (:data:`JOINT_RANGES`, given for the body's left side and the centre;
 the right side is the mirror image, (a, b, c) -> (a, -b, -c), which is exactly the reflection
-:func:`hkmr.body.kinematics.flip_pose` applies). A *style* gives each joint a mean and a spread:
+:func:`hkmr.body.joints.flip_pose` applies). A *style* gives each joint a mean and a spread:
 standing, walking, sitting, reaching, crouching, arms raised, and "mixture" (each of the six
 chains takes its angles from an independently chosen style; arms are sometimes uniform in
 their whole range). All angles get a small jitter and are clipped to the ranges.
@@ -25,7 +25,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 from scipy.spatial.transform import Rotation
 
-from ..body.kinematics import CHAINS, JOINT_INDEX, JOINT_NAMES, NUM_JOINTS
+from ..body.joints import CHAINS, JOINT_INDEX, JOINT_NAMES, NUM_JOINTS
 
 STYLES: tuple[str, ...] = ("standing", "walking", "sitting", "reaching", "crouching",
                            "arms_raised", "mixture")
@@ -259,7 +259,7 @@ def _mean_params(num: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarra
         world = model.forward_pose(poses_t, torch.zeros(num, model.num_betas))
     rot = Rotation.from_rotvec(poses.reshape(num, NUM_JOINTS, 3)[:, 1:].reshape(-1, 3))
     mats = rot.as_matrix().reshape(num, NUM_JOINTS - 1, 3, 3)
-    body = np.stack([Rotation.from_matrix(_chordal_mean(mats[:, k])).as_rotvec()
+    body = np.stack([Rotation.from_matrix(mats[:, k]).mean().as_rotvec()
                      for k in range(NUM_JOINTS - 1)])
     orients, cams = [], []
     for i in range(num):
@@ -269,16 +269,9 @@ def _mean_params(num: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarra
         for v in views:  # weak-perspective camera that best explains the keypoints
             body_frame = v.joints - v.transl
             cams.append(fit_weak_perspective(body_frame, v.keypoints()))
-    glob = Rotation.from_matrix(_chordal_mean(np.stack(orients))).as_rotvec()
+    glob = Rotation.from_matrix(np.stack(orients)).mean().as_rotvec()
     pose = np.concatenate([glob, body.reshape(-1)]).astype(np.float32)
     return pose, np.zeros(10, np.float32), np.mean(cams, 0).astype(np.float32)
-
-
-def _chordal_mean(mats: np.ndarray) -> np.ndarray:
-    """Rotation average: the rotation nearest (Frobenius) to the mean matrix."""
-    u, _, vt = np.linalg.svd(mats.mean(0))
-    d = np.sign(np.linalg.det(u @ vt))
-    return u @ np.diag([1.0, 1.0, d]) @ vt
 
 
 def fit_weak_perspective(joints: np.ndarray, keypoints: np.ndarray) -> np.ndarray:
@@ -295,9 +288,9 @@ def fit_weak_perspective(joints: np.ndarray, keypoints: np.ndarray) -> np.ndarra
 
 def mean_params(num: int = 256, seed: int = 0) -> dict[str, np.ndarray]:
     """Deterministic mean of the sampler's distribution in the camera frame, where the
-    regressors start (the Θ^0, β^0 of Sec. 3.2): ``pose (72,)`` = rotation average of the
-    frontal view's global orientation (≈ (π, 0, 0)) and of each joint over the corpus,
-    ``betas (10,)`` = zeros, ``cam (3,)`` = mean weak-perspective ``(s, tx, ty)`` of the
+    regressors start (the Θ^0, β^0 of Sec. 3.2): ``pose (72,)`` = chordal rotation mean
+    (scipy's ``Rotation.mean``) of the frontal view's global orientation (≈ (π, 0, 0)) and
+    of each joint over the corpus, ``betas (10,)`` = zeros, ``cam (3,)`` = mean weak-perspective ``(s, tx, ty)`` of the
     crops over all four views. Computed once per process from ``num`` sampled poses."""
     pose, betas, cam = _mean_params(num, seed)
     return {"pose": pose.copy(), "betas": betas.copy(), "cam": cam.copy()}

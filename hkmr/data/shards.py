@@ -17,11 +17,9 @@ shards already complete are kept.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import multiprocessing as mp
 import os
-import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -31,6 +29,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from .. import __version__
+from ..digest import file_digest, git_revision
 from ..io import atomic_path
 from .sampler import SamplerSettings, sample_betas, sample_pose
 from .views import CAMERAS, NUM_VIEWS
@@ -92,19 +91,8 @@ class DatasetSpec:
 def source_hash() -> str:
     """Hash of the code that determines the pixels (sampler, views, renderer, shards, body)."""
     here = Path(__file__).parent
-    h = hashlib.sha256()
-    for name in ("sampler.py", "views.py", "render.py", "shards.py", "../body/procedural.py"):
-        h.update((here / name).read_bytes())
-    return h.hexdigest()[:16]
-
-
-def _git_revision() -> str | None:
-    try:
-        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=Path(__file__).parent,
-                             capture_output=True, text=True, timeout=5)
-        return out.stdout.strip() or None
-    except (OSError, subprocess.SubprocessError):
-        return None
+    return file_digest(*(here / name for name in ("sampler.py", "views.py", "render.py",
+                                                  "shards.py", "../body/procedural.py")))
 
 
 def shard_path(root: Path, split: str, shard: int) -> Path:
@@ -258,7 +246,7 @@ def generate(root: str | Path, spec: DatasetSpec, workers: int | None = None,
             raise ValueError(f"{root}: holds a dataset with other settings ({', '.join(diff)}); "
                              "resume only with identical settings and code, or use a new --out")
     manifest = {"settings": settings, "complete": False, "hkmr_version": __version__,
-                "git_revision": _git_revision()}
+                "git_revision": git_revision()}
     _write_manifest(root, manifest)
     tasks, done, total = [], 0, 0
     for split in SPLITS:

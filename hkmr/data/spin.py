@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..body.kinematics import JOINT_INDEX, LSP14, NUM_JOINTS
+from ..body.joints import JOINT_INDEX, LSP14, NUM_JOINTS
 
 J24_NAMES: tuple[str, ...] = (
     "R ankle", "R knee", "R hip", "L hip", "L knee", "L ankle", "R wrist", "R elbow",
@@ -27,7 +27,7 @@ J24_NAMES: tuple[str, ...] = (
 )
 
 #: SMPL joint -> J24 joints that stand for it, in order of preference (the first with
-#: confidence > 0 is used). LSP's 14 follow ``hkmr.body.kinematics.LSP14``; the SMPL head is
+#: confidence > 0 is used). LSP's 14 follow ``hkmr.body.joints.LSP14``; the SMPL head is
 #: nearer H36M's head centre than LSP's head top, which is the fallback; MPII's thorax stands
 #: in for the neck when LSP's neck is missing. No counterpart (confidence 0): spine1-3, collars,
 #: feet (toes) and hands. J24's spine, jaw, nose, eyes and ears are unused.

@@ -7,7 +7,7 @@
 * Foreground/background and part segmentation accuracy and F1 (Table 5).
 
 Joint sets: the 24 SMPL joints are pelvis-aligned on joint 0; the 14 LSP-style evaluation
-joints (:data:`hkmr.body.kinematics.LSP14`) are aligned on the mid-point of the hips, as SPIN
+joints (:data:`hkmr.body.joints.LSP14`) are aligned on the mid-point of the hips, as SPIN
 does for its 14 evaluation joints.
 """
 
@@ -16,7 +16,7 @@ from __future__ import annotations
 import roma
 import torch
 
-from ..body.kinematics import JOINT_INDEX, LSP14
+from ..body.joints import JOINT_INDEX, LSP14
 
 _HIPS_IN_LSP14 = [LSP14.index(JOINT_INDEX["left_hip"]), LSP14.index(JOINT_INDEX["right_hip"])]
 
@@ -56,19 +56,3 @@ def pck(pred: torch.Tensor, gt: torch.Tensor, mask: torch.Tensor, threshold: flo
     """Per-sample fraction of masked joints within ``threshold`` (same units as the points)."""
     hit = ((pred - gt).norm(dim=-1) <= threshold).float()
     return (hit * mask).sum(-1) / mask.sum(-1)
-
-
-def segmentation_scores(pred: torch.Tensor, gt: torch.Tensor, num_classes: int
-                        ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-image pixel accuracy and mean F1 over the classes present in either map.
-
-    pred, gt: (B, H, W) integer labels in 0..num_classes-1 (0 = background)."""
-    pred, gt = pred.flatten(1).long(), gt.flatten(1).long()
-    accuracy = (pred == gt).float().mean(1)
-    p = torch.nn.functional.one_hot(pred, num_classes).bool()
-    g = torch.nn.functional.one_hot(gt, num_classes).bool()
-    tp = (p & g).sum(1).float()
-    denom = p.sum(1) + g.sum(1)
-    f1 = 2 * tp / denom.clamp(min=1)
-    present = denom > 0
-    return accuracy, (f1 * present).sum(1) / present.sum(1).clamp(min=1)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import torch
 
-from ..body.kinematics import JOINT_INDEX
+from ..body.joints import JOINT_INDEX
 
 #: coarse part of each SMPL skinning part (SMPL's "hip" part is the thigh, "collar" the
 #: shoulder girdle, "shoulder" the upper arm)

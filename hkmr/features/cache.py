@@ -14,7 +14,7 @@ Layout of a cache folder (``hkmr features extract --out CACHE``)::
 
 Variants: ``train``, ``train_flip`` (the mirrored images, :func:`hkmr.data.augment.augment_crop`
 with a flip, for flip augmentation), ``val``, ``test`` and the occluded test sets of the
-evaluation protocols (:mod:`hkmr.eval.protocols`): ``test_{bar,circle,rectangle}`` (Table 1's
+evaluation suites (:mod:`hkmr.eval.suites`): ``test_{bar,circle,rectangle}`` (Table 1's
 standard occluder of each kind) and ``test_{kind}_{degree}`` (Fig. 6: row i occluded on joint
 ``LSP14[i mod 14]`` at degree 1-5).
 
@@ -28,26 +28,30 @@ differ from what the caller expects (:class:`StaleCacheError`), or that is incom
 from __future__ import annotations
 
 import datetime
-import hashlib
 import json
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import torch
+import torch.nn.functional as F
+from torch.utils.data import DataLoader, Subset
+from tqdm import tqdm
 
 from .. import __version__
+from ..checkpoint import ENCODER_FILE, EncoderWeights, load_encoder, save_encoder
+from ..data.datasets import SyntheticDataset
 from ..data.occlusion import DEGREES, KINDS
 from ..data.shards import load_manifest, shard_path
+from ..data.source import ImageTestSets
+from ..digest import json_digest
 from ..io import atomic_path
 
 FORMAT = "hkmr-features"
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
-ENCODER_FILE = "encoder.pt"
 SHARD_ROWS = 8192
 #: ground-truth columns of the dataset a feature item needs (``parts`` only for the test split)
 TARGET_COLUMNS = ("image_id", "sample", "subject", "view", "keypoints", "visible", "joints3d",
@@ -58,19 +62,9 @@ class StaleCacheError(ValueError):
     """A feature cache that does not belong to the encoder or dataset asked for."""
 
 
-def state_hash(state: dict[str, torch.Tensor]) -> str:
-    """16 hex digits of SHA-256 over a state dict's names, dtypes, shapes and bytes."""
-    h = hashlib.sha256()
-    for name in sorted(state):
-        t = state[name].detach().cpu().contiguous()
-        h.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
-        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
-    return h.hexdigest()[:16]
-
-
 def settings_hash(settings: dict) -> str:
     """16 hex digits of SHA-256 over a dataset's settings (as in its manifest)."""
-    return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
+    return json_digest(settings)
 
 
 def variants() -> dict[str, dict]:
@@ -87,48 +81,6 @@ def variants() -> dict[str, dict]:
             out[f"test_{kind}_{degree}"] = {"split": "test", "flip": False,
                                             "occlusion": [kind, degree]}
     return out
-
-
-# -- the encoder ------------------------------------------------------------------------------
-@dataclass
-class EncoderWeights:
-    """A frozen encoder: its architecture, weights and where they came from."""
-
-    name: str  # model.encoder
-    state: dict[str, torch.Tensor]
-    image_size: int  # the input side it was trained at
-    source: str  # the checkpoint file
-    hash: str = ""
-
-    def __post_init__(self):
-        self.hash = self.hash or state_hash(self.state)
-
-    def build(self) -> tuple[torch.nn.Module, int]:
-        """(encoder in eval mode with these weights, feature size)."""
-        from ..model.encoder import build_encoder
-
-        net, dim = build_encoder(self.name, pretrained=False)
-        net.load_state_dict(self.state)
-        return net.eval(), dim
-
-
-def load_encoder(path: str | Path) -> EncoderWeights:
-    """The encoder of an hkmr training checkpoint (``checkpoint.pt`` or its folder; its
-    ``encoder.*`` weights) or of a feature cache (its ``encoder.pt`` or the cache folder)."""
-    from ..train.trainer import checkpoint_config, read_checkpoint
-
-    path = Path(path)
-    if path.is_dir():
-        path = path / (ENCODER_FILE if (path / ENCODER_FILE).exists() else "checkpoint.pt")
-    blob = read_checkpoint(path)
-    if isinstance(blob, dict) and blob.get("format") == FORMAT:
-        return EncoderWeights(blob["name"], blob["state"], blob["image_size"], blob["source"],
-                              blob["hash"])
-    cfg = checkpoint_config(path, blob)
-    state = {k[len("encoder."):]: v for k, v in blob["model"].items() if k.startswith("encoder.")}
-    if not state:
-        raise ValueError(f"{path}: the checkpoint holds no encoder weights")
-    return EncoderWeights(cfg.model.encoder, state, cfg.data.synth_size, str(path.resolve()))
 
 
 # -- reading a cache --------------------------------------------------------------------------
@@ -236,12 +188,6 @@ class FeatureCache:
     def encoder(self) -> EncoderWeights:
         return load_encoder(self.path / ENCODER_FILE)
 
-    def dataset(self, split: str, protocol: str = "P1", **kwargs):
-        """A :class:`~hkmr.features.dataset.FeatureDataset` of a split (see there)."""
-        from .dataset import FeatureDataset
-
-        return FeatureDataset(self, split, protocol, **kwargs)
-
 
 def open_cache(path: str | Path, **expected) -> FeatureCache:
     """Open a complete cache and :meth:`FeatureCache.verify` it against ``expected``."""
@@ -266,25 +212,23 @@ def _write_targets(root: Path, settings: dict, split: str, out: Path) -> None:
 
 
 class _Images(torch.utils.data.Dataset):
-    """Normalised images of a split with a variant's occluder (no augmentation)."""
+    """Normalised images of a split with a variant's occluder (no augmentation): the test
+    split's occluded variants are the image-backed evaluation test sets."""
 
     def __init__(self, root: Path, info: dict):
-        from ..data.datasets import SyntheticDataset
-
         occ = info["occlusion"]
-        self.base = SyntheticDataset(root, info["split"], "P1",
-                                     occlusion=occ[0] if occ and len(occ) == 1 else None)
-        self.cycle = None
-        if occ and len(occ) == 2:
-            from ..eval.protocols import _JointCycle
-
-            self.cycle = _JointCycle(self.base, occ[0], occ[1])
+        if not occ:
+            self.base = SyntheticDataset(root, info["split"], "P1")
+        elif len(occ) == 1:
+            self.base = ImageTestSets(root).occluded(occ[0])
+        else:
+            self.base = ImageTestSets(root).joint_cycle(occ[0], occ[1])
 
     def __len__(self) -> int:
         return len(self.base)
 
     def __getitem__(self, i: int) -> dict:
-        item = (self.cycle or self.base)[i]
+        item = self.base[i]
         return {"img": item["img"], "occluded": item["occluded"]}
 
 
@@ -295,10 +239,6 @@ def extract(encoder: EncoderWeights, data_root: str | Path, out: str | Path, *,
     """Compute every variant's features of the dataset at ``data_root`` with ``encoder`` into
     ``out``. Resumable: finished shards of the same encoder and dataset are kept; a folder
     holding another encoder's or dataset's cache is refused."""
-    import torch.nn.functional as F
-    from torch.utils.data import DataLoader, Subset
-    from tqdm import tqdm
-
     data_root, out = Path(data_root), Path(out)
     dataset_manifest = load_manifest(data_root)
     if not dataset_manifest.get("complete"):
@@ -329,10 +269,7 @@ def extract(encoder: EncoderWeights, data_root: str | Path, out: str | Path, *,
     out.mkdir(parents=True, exist_ok=True)
     with atomic_path(out / MANIFEST) as tmp:
         tmp.write_text(json.dumps(manifest, indent=2) + "\n")
-    with atomic_path(out / ENCODER_FILE) as tmp:
-        torch.save({"format": FORMAT, "name": encoder.name, "state": encoder.state,
-                    "image_size": encoder.image_size, "source": encoder.source,
-                    "hash": encoder.hash}, tmp)
+    save_encoder(out / ENCODER_FILE, encoder)
     for split in ("train", "val", "test"):
         _write_targets(data_root, settings, split, out / "targets" / f"{split}.parquet")
 

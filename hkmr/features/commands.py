@@ -1,19 +1,25 @@
-"""``hkmr features``: extract and inspect the feature caches of the frozen-encoder protocol."""
+"""``hkmr features``: extract and inspect the feature caches of the frozen-features regime."""
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
 
+from ..checkpoint import checkpoint_config, checkpoint_file, load_encoder, read_checkpoint
+from ..data.synthetic import ensure_synthetic
+from ..device import pick_device
+from ..options import add_batch_size, add_device, add_out
+from .cache import FeatureCache, extract
+
 
 def register(sub: argparse._SubParsersAction) -> None:
-    features = sub.add_parser("features", help="encoder feature caches (frozen-encoder protocol)")
+    features = sub.add_parser("features", help="encoder feature caches (frozen-features regime)")
     fsub = features.add_subparsers(dest="features_command", metavar="ACTION", required=True)
     ex = fsub.add_parser(
         "extract", help="compute a checkpoint's encoder features of a whole dataset",
         description="Runs the encoder of CKPT (an hkmr training checkpoint, e.g. of an HMR or "
         "HKMR cpu/paper run) over every train, val and test image of the synthetic dataset, "
-        "the mirrored training images and the occluded test sets of the evaluation protocols, "
+        "the mirrored training images and the occluded test sets of the evaluation suites, "
         "and stores the features (float16 shards), the ground truth and the encoder in --out "
         "with a manifest naming the encoder's and the dataset's hashes. Train with "
         "model.freeze_encoder=true data.features=OUT (and model.encoder_checkpoint=CKPT to "
@@ -22,10 +28,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                     help="checkpoint.pt or the training folder holding it")
     ex.add_argument("--data", type=Path, help="synthetic dataset folder (default: the one of "
                     "the checkpoint's config, generated into the cache if missing)")
-    ex.add_argument("--out", type=Path, required=True, help="cache folder")
-    ex.add_argument("--batch-size", type=int, default=256)
+    add_out(ex, required=True, what="the cache")
+    add_batch_size(ex, default=256, what="encoder batch size")
     ex.add_argument("--workers", type=int, default=0, help="image decoding processes")
-    ex.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    add_device(ex)
     ex.set_defaults(func=_extract)
 
     info = fsub.add_parser("info", help="describe a feature cache")
@@ -34,20 +40,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _extract(args: argparse.Namespace) -> None:
-    import torch
-
-    from ..train.trainer import pick_device
-    from .cache import extract, load_encoder
-
     encoder = load_encoder(args.checkpoint)
     data = args.data
     if data is None:
-        from ..config import make_config
-        from ..train.data import ensure_synthetic
-
-        ckpt = args.checkpoint if args.checkpoint.is_file() else args.checkpoint / "checkpoint.pt"
-        blob = torch.load(ckpt, map_location="cpu", weights_only=False)
-        data = ensure_synthetic(make_config(blob["config"]).data)
+        ckpt = checkpoint_file(args.checkpoint)
+        data = ensure_synthetic(checkpoint_config(ckpt, read_checkpoint(ckpt)).data)
     cache = extract(encoder, data, args.out, batch_size=args.batch_size,
                     device=pick_device(args.device), workers=args.workers)
     print(f"feature cache {cache.path}: encoder {cache.encoder_hash} ({encoder.name}, "
@@ -55,8 +52,6 @@ def _extract(args: argparse.Namespace) -> None:
 
 
 def _info(args: argparse.Namespace) -> None:
-    from .cache import FeatureCache
-
     cache = FeatureCache(args.cache)
     m = cache.manifest
     enc, data = m["encoder"], m["dataset"]

@@ -15,6 +15,10 @@ gives the image path: mirrored pose (``flip_pose``), swapped left/right joints, 
 keypoints outside the crop get confidence 0 (as on every augmented image item, flipped or not).
 Rotation, scale and colour augmentation are not available: they would change the image and so
 its features.
+
+:class:`FeatureTestSets` is the feature-backed implementation of
+:class:`hkmr.data.source.TestSets`: the evaluation suites read the cached occluded test sets
+through it instead of drawing occluders.
 """
 
 from __future__ import annotations
@@ -22,9 +26,10 @@ from __future__ import annotations
 import cv2
 import numpy as np
 import torch
-from torch.utils.data import Dataset
 
-from ..body.kinematics import FLIP_PERMUTATION, flip_pose
+from ..body.joints import FLIP_PERMUTATION, flip_pose
+from ..data.occlusion import check
+from ..data.source import EpochDataset, TestSets
 from ..data.views import FRONTAL_VIEW, protocol_views
 
 _PERM = np.asarray(FLIP_PERMUTATION)
@@ -73,7 +78,7 @@ def _tensors(t: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
     return {k: torch.from_numpy(np.ascontiguousarray(v, dtype=np.float32)) for k, v in t.items()}
 
 
-class FeatureDataset(Dataset):
+class FeatureDataset(EpochDataset):
     """The rows of ``split`` (``protocol`` P1: all views, P2: the frontal camera) of a
     :class:`~hkmr.features.cache.FeatureCache`, with the features of ``variant`` (default: the
     split itself, e.g. ``test_bar`` for the bar-occluded test set)."""
@@ -132,22 +137,25 @@ class FeatureDataset(Dataset):
             item["mask"] = item["parts"] > 0
         return item
 
-    # -- the evaluation protocols' occluded test sets ------------------------------------------
-    def with_occlusion(self, occlusion) -> "FeatureDataset":
-        """This split with a Table 1 occluder: ``'bar'``, ``'circle'``, ``'rectangle'``."""
-        from ..data.datasets import parse_occlusion
 
-        occ = parse_occlusion(occlusion)
-        if occ is None:
-            return self.cache.dataset(self.split, self.protocol)
-        if len(occ) != 1:
-            raise ValueError("a feature cache holds joint occluders only as the Fig. 6 cycle "
-                             "(joint_cycle); give an occluder kind")
-        return self.cache.dataset(self.split, self.protocol, variant=f"{self.split}_{occ[0]}")
+class FeatureTestSets(TestSets):
+    """The evaluation suites' test sets read from a cache: the test split and its occluded
+    variants (``test_{kind}`` for Table 1, ``test_{kind}_{degree}`` for Fig. 6)."""
 
-    def joint_cycle(self, kind: str, degree: int) -> "FeatureDataset":
-        """Fig. 6's set: item i occluded by (kind, degree) on joint LSP14[i mod 14]. Only for
-        P1 (the cached rule indexes rows of all four views)."""
-        if self.protocol != "P1":
-            raise ValueError("the cached degree-of-occlusion sets are P1 sets")
-        return self.cache.dataset(self.split, "P1", variant=f"{self.split}_{kind}_{degree}")
+    def __init__(self, cache):
+        self.cache = cache
+        self.location = str(cache.path)
+        self.settings = cache.manifest["dataset"]["settings"]
+
+    def standard(self, protocol: str = "P1", with_parts: bool = False) -> FeatureDataset:
+        return FeatureDataset(self.cache, "test", protocol, with_parts=with_parts)
+
+    def occluded(self, kind: str) -> FeatureDataset:
+        check(kind, 1)
+        return FeatureDataset(self.cache, "test", "P1", variant=f"test_{kind}")
+
+    def joint_cycle(self, kind: str, degree: int) -> FeatureDataset:
+        """Fig. 6's set, precomputed at extraction (P1 only: the cached rule indexes rows of
+        all four views)."""
+        check(kind, degree)
+        return FeatureDataset(self.cache, "test", "P1", variant=f"test_{kind}_{degree}")

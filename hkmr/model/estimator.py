@@ -33,7 +33,7 @@ def build_regressor(cfg: ModelConfig, feat_dim: int, mean: MeanParams,
 
 class MeshEstimator(nn.Module):
     """``model(img)`` runs encoder and regressor; ``model(features=Φ)`` the regressor alone
-    (the frozen-encoder protocol, :mod:`hkmr.features`, feeds cached Φ). ``body_path``: the
+    (the frozen-features regime, :mod:`hkmr.features`, feeds cached Φ). ``body_path``: the
     config's ``body.model_path`` (CMR's graph is made from that body model's mesh)."""
 
     def __init__(self, cfg: ModelConfig, mean: MeanParams | None = None,

@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..body.kinematics import CHAIN_NAMES, CHAIN_TO_SMPL, CHAINS, SMPL_TO_CHAIN
+from ..body.joints import CHAIN_NAMES, CHAIN_TO_SMPL, CHAINS, SMPL_TO_CHAIN
 from ..config import ModelConfig
 from .chain import BACKWARD, FORWARD, ChainGroup
 from .output import MeanParams, RegressorOutput

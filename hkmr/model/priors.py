@@ -2,7 +2,8 @@
 
 * :class:`PoseVAE` encodes the 69-D body pose (23 joints, axis-angle, no global orientation)
   to a latent z. It is trained on a pose corpus (the paper used MoSh; we use
-  ``hkmr synth poses``) with the standard ELBO; afterwards the decoder is dropped and the
+  :func:`pose_corpus`, or ``hkmr synth poses``) with the standard ELBO (:func:`default_vae`:
+  trained once and cached); afterwards the decoder is dropped and the
   regressor's prior loss is L_KL = KL(q(z | Θ̂) || N(0, I)) through the frozen encoder.
 * :class:`PoseDiscriminator` is HMR's adversarial prior: per-joint discriminators on rotation
   matrices (a shared 1x1 conv embedding, then one output per joint), one on the whole pose and
@@ -18,7 +19,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..body.rotations import axis_angle_to_matrix, matrix_to_axis_angle
-from ..io import atomic_path
+from ..data import sampler
+from ..digest import file_digest
+from ..io import atomic_path, cache_dir
 
 
 class PoseVAE(nn.Module):
@@ -103,6 +106,23 @@ def train_vae(body_poses: torch.Tensor, epochs: int = 20, batch_size: int = 256,
             loss.backward()
             opt.step()
     return vae.freeze()
+
+
+def pose_corpus(n: int, seed: int = 12345) -> torch.Tensor:
+    """(n, 72) axis-angle poses from the data sampler: our stand-in for MoSh."""
+    poses, _ = sampler.sample_poses(n, seed=seed)
+    return torch.from_numpy(poses)
+
+
+def default_vae(corpus_size: int) -> PoseVAE:
+    """The VAE trained on ``corpus_size`` sampled poses, cached in ``$HKMR_CACHE`` by the
+    sampler's code and the corpus size. Training it leaves the global RNG as it was, so a run
+    that builds it draws the same numbers as a run that finds it cached."""
+    path = cache_dir() / f"vae_prior_{corpus_size}_{file_digest(sampler.__file__, length=10)}.pt"
+    if not path.exists():
+        with torch.random.fork_rng():
+            train_vae(pose_corpus(corpus_size)[:, 3:], epochs=20, seed=0).save(path)
+    return PoseVAE.load(path)
 
 
 class PoseDiscriminator(nn.Module):

@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..body.kinematics import flip_pose
+from ..body.joints import flip_pose
 from ..body.rotations import axis_angle_to_matrix, matrix_to_axis_angle
 from ..io import atomic_path
 

@@ -7,20 +7,22 @@ fitted to motion-capture poses, scored by the best component ("max-mixture"):
     E_θ(θ) = min_k [ ½ (θ - μ_k)ᵀ Σ_k⁻¹ (θ - μ_k) + ½ log det Σ_k - log w_k ]
 
 (the constant ½·69·log 2π dropped). The paper's data came from MoSh; ours is the data
-sampler's corpus (:func:`hkmr.train.priors.pose_corpus`), fitted here with plain EM in torch
+sampler's corpus (:func:`hkmr.model.priors.pose_corpus`), fitted here with plain EM in torch
 (no scikit-learn) and cached in ``$HKMR_CACHE`` like the VAE prior.
 """
 
 from __future__ import annotations
 
-import hashlib
 import math
 from pathlib import Path
 
 import torch
 from torch import nn
 
+from ..data import sampler
+from ..digest import file_digest
 from ..io import atomic_path, cache_dir
+from ..model.priors import pose_corpus
 
 
 class PoseGMM(nn.Module):
@@ -88,12 +90,8 @@ def fit_gmm(data: torch.Tensor, components: int = 8, iters: int = 100, reg: floa
 
 def default_gmm(corpus_size: int) -> PoseGMM:
     """The mixture fitted to ``corpus_size`` sampled body poses, cached by sampler code and
-    size (as :func:`hkmr.train.priors.default_vae`)."""
-    from ..data import sampler
-    from .priors import pose_corpus
-
-    digest = hashlib.sha256(open(sampler.__file__, "rb").read()).hexdigest()[:10]
-    path = cache_dir() / f"gmm_prior_{corpus_size}_{digest}.pt"
+    size (as :func:`hkmr.model.priors.default_vae`)."""
+    path = cache_dir() / f"gmm_prior_{corpus_size}_{file_digest(sampler.__file__, length=10)}.pt"
     if not path.exists():
         fit_gmm(pose_corpus(corpus_size)[:, 3:]).save(path)
     return PoseGMM.load(path)

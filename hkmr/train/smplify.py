@@ -40,8 +40,8 @@ from dataclasses import dataclass
 
 import torch
 
-from ..body.joints import JointKinematics
-from ..body.kinematics import JOINT_INDEX
+from ..body.kinematics import JointKinematics
+from ..body.joints import JOINT_INDEX
 
 #: normalised focal length: SPIN's 5000 px at a 224 px crop, f_n = 2 f / crop
 FOCAL = 2 * 5000.0 / 224
@@ -62,12 +62,6 @@ def weak_to_translation(cam: torch.Tensor, focal: float = FOCAL) -> torch.Tensor
     """Weak perspective (s, t_x, t_y) -> camera translation (t_x/s, t_y/s, f/s), (B, 3)."""
     s = cam[:, :1].clamp(min=1e-2)
     return torch.cat([cam[:, 1:] / s, focal / s], dim=1)
-
-
-def translation_to_weak(transl: torch.Tensor, focal: float = FOCAL) -> torch.Tensor:
-    """Inverse of :func:`weak_to_translation`, (B, 3) -> (s, t_x, t_y)."""
-    s = focal / transl[:, 2:]
-    return torch.cat([s, s * transl[:, :2]], dim=1)
 
 
 def project(joints: torch.Tensor, transl: torch.Tensor, focal: float = FOCAL) -> torch.Tensor:
@@ -207,8 +201,7 @@ def make_pose_prior(kind: str, cfg, device: torch.device | str = "cpu") -> PoseP
 
         return default_gmm(cfg.train.prior_corpus).to(device)
     if kind == "vae":
-        from ..model.priors import PoseVAE
-        from .priors import default_vae
+        from ..model.priors import PoseVAE, default_vae
 
         vae = (PoseVAE.load(cfg.model.vae_checkpoint) if cfg.model.vae_checkpoint
                else default_vae(cfg.train.prior_corpus)).to(device)

@@ -1,21 +1,26 @@
 """The device-agnostic PyTorch trainer: the unit Ray Train wraps (Sec. 3.3, Eq. 3).
 
-A plain loop: Adam on Eq. 3 over a dataset mixture, evaluation every epoch, an atomic
-checkpoint every epoch, and a report hook that receives the epoch's metrics and the
-checkpoint path. Nothing here imports Ray: :class:`TrainerHooks` are the seams the Ray layer
-(``tuning/``) replaces — how the model and loaders are prepared for DDP, which rank writes,
-where metrics go.
+A plain loop: Adam on Eq. 3 over the training set of a :class:`~hkmr.data.source.DataSource`,
+evaluation every epoch, an atomic checkpoint every epoch (:mod:`hkmr.checkpoint`), and an
+``on_epoch`` hook that receives the epoch's metrics and the checkpoint path. Nothing here
+imports Ray: :class:`TrainerHooks` are the seams the Ray layer (``tuning/``) replaces — how the
+model and loaders are prepared for DDP, which rank writes, where metrics go.
 
-Determinism: given ``seed``, epoch e visits the samples in the order of a permutation seeded
-by (seed, e) and augments sample i with a generator seeded by (seed, e, i); checkpoints hold the
-RNG states. So two runs with a seed give the same metrics, and a run resumed from the
-checkpoint of epoch e ends exactly where the uninterrupted run ends.
+The trainer is given its data; it builds none. :func:`hkmr.train.source.prepare_source` makes
+the source before a Trainer exists (for the frozen-features regime that may mean training the
+shared encoder and extracting the feature cache first).
 
-Frozen-encoder protocol (``model.freeze_encoder``, :mod:`hkmr.features`): the trainer first
-gets the verified feature cache (training the shared encoder and extracting it on first use),
-loads the cache's encoder into the model and freezes it, and trains the regressor alone on the
-cached features (in memory, so no loader workers). Every epoch's metrics name the ``protocol``
-and, when frozen, the ``encoder_hash``.
+Determinism: given ``seed``, epoch e visits the samples in the order of
+``torch.utils.data.DistributedSampler`` seeded with ``seed * 100003`` (a permutation seeded by
+(seed, e), each rank taking every world-size-th index) and augments sample i with a generator
+drawn from the seeded torch RNG; checkpoints hold the RNG states. So two runs with a seed give
+the same metrics, and a run resumed from the checkpoint of epoch e ends exactly where the
+uninterrupted run ends.
+
+Frozen-features regime (``model.freeze_encoder``, :mod:`hkmr.features`): the source's encoder
+weights are loaded into the model and frozen, and the regressor trains alone on the cached
+features (in memory, so no loader workers). Every epoch's metrics name the ``regime`` and,
+when frozen, the ``encoder_hash``.
 
 In-the-loop optimisation (``train.in_the_loop``, :mod:`hkmr.train.loop`): after the forward
 pass SMPLify fits the batch from the detached prediction and the best fits so far become the
@@ -35,48 +40,22 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch import nn
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, DistributedSampler
 
-from ..body.joints import JointKinematics
+from ..body.kinematics import JointKinematics
 from ..body.model import BodyModel
+from ..checkpoint import (CHECKPOINT, build_estimator, mean_params_for, read_checkpoint,
+                          save_checkpoint)
 from ..config import Config, to_dict
-from ..io import atomic_path
-from ..model.estimator import MeshEstimator, pose_body
-from .data import EpochSampler, build_datasets, mean_params_for
-from ..eval.protocols import evaluate_joints
+from ..data.source import DataSource
+from ..device import pick_device
+from ..digest import state_digest
+from ..eval.suites import evaluate_joints
+from ..features.cache import StaleCacheError
+from ..model.estimator import pose_body
 from .losses import total_loss
 from .loop import InTheLoop, hide_ground_truth, kept_ground_truth, sample_keys
-from .priors import TrainingPrior
-
-CHECKPOINT = "checkpoint.pt"
-
-
-def read_checkpoint(path: str | Path, device: torch.device | str = "cpu") -> dict:
-    """The raw contents of a checkpoint file (or a training folder's ``checkpoint.pt``);
-    a missing or unreadable file raises an error that names it."""
-    path = Path(path)
-    if path.is_dir():
-        path = path / CHECKPOINT
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such checkpoint (hkmr train writes "
-                                f"OUT/{CHECKPOINT})")
-    try:
-        return torch.load(path, map_location=device, weights_only=False)
-    except Exception as err:  # truncated zip, pickle errors, not a torch file at all
-        raise ValueError(f"{path}: cannot read checkpoint ({type(err).__name__}: {err})") from None
-
-
-def checkpoint_config(path: str | Path, blob) -> Config:
-    """The validated config stored in a trainer checkpoint's contents."""
-    from ..config import ConfigError, make_config
-
-    if not isinstance(blob, dict) or not {"model", "config"} <= set(blob):
-        raise ValueError(f"{path}: not an hkmr checkpoint (needs 'model' and 'config' entries)")
-    try:
-        return make_config(blob["config"])
-    except ConfigError as err:
-        raise ValueError(f"{path}: checkpoint config is invalid: {err}") from None
-
+from .prior_term import PriorTerm
 
 class NonFiniteLossError(FloatingPointError):
     """A loss term became NaN or infinite; the message names the step and the term."""
@@ -92,7 +71,7 @@ class TrainerHooks:
 
     prepare_model: Callable[[nn.Module], nn.Module] = _identity
     prepare_loader: Callable[[DataLoader], DataLoader] = _identity
-    report: Callable[[dict, Path | None], None] = lambda metrics, checkpoint: None
+    on_epoch: Callable[[dict, Path | None], None] = lambda metrics, checkpoint: None
     rank: int = 0
     world_size: int = 1
     device: torch.device | None = None
@@ -103,14 +82,6 @@ class TrainerHooks:
         return self.rank == 0
 
 
-def pick_device(name: str) -> torch.device:
-    if name == "cuda" and not torch.cuda.is_available():
-        raise ValueError("train.device=cuda but no CUDA device is available; use auto or cpu")
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    return torch.device(name)
-
-
 def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
@@ -118,30 +89,29 @@ def seed_everything(seed: int) -> None:
 
 
 class Trainer:
-    def __init__(self, cfg: Config, out_dir: str | Path, hooks: TrainerHooks | None = None):
-        self.cfg, self.out_dir = cfg, Path(out_dir)
+    """Trains ``cfg``'s model on ``source`` into ``out_dir`` (resuming from its checkpoint)."""
+
+    def __init__(self, cfg: Config, out_dir: str | Path, source: DataSource,
+                 hooks: TrainerHooks | None = None):
+        self.cfg, self.out_dir, self.source = cfg, Path(out_dir), source
         self.hooks = hooks or TrainerHooks()
+        if source.frozen != cfg.model.freeze_encoder:
+            raise ValueError(f"model.freeze_encoder={cfg.model.freeze_encoder} but the data "
+                             f"source is {source.regime}; make it with prepare_source(cfg)")
         if cfg.train.threads:
             torch.set_num_threads(cfg.train.threads)
-        self.features = None  # the feature cache of the frozen-encoder protocol
-        if cfg.model.freeze_encoder:
-            from ..features import prepare_features
-
-            self.features = prepare_features(cfg, log=self.hooks.log,
-                                             progress=self.hooks.is_main)
         seed_everything(cfg.seed)
         self.device = self.hooks.device or pick_device(cfg.train.device)
         self.body = BodyModel(cfg.body.model_path).to(self.device)
         self.kinematics = JointKinematics(self.body).to(self.device)
-        self.train_set, self.val_set = build_datasets(cfg, self.features)
-        model = MeshEstimator(cfg.model, mean_params_for(cfg), cfg.body.model_path)
-        if self.features is not None:
-            model.freeze_encoder(self.features.encoder().state)
-            model.feature_cache = self.features  # evaluate_protocols reads the cached test sets
+        self.train_set, self.val_set = source.train, source.val
+        model = build_estimator(cfg)
+        if source.frozen:
+            model.freeze_encoder(source.encoder_state)
         model = model.to(self.device)
         self.model = self.hooks.prepare_model(model)
         self.module = model  # unwrapped, for checkpoints
-        self.prior = TrainingPrior(cfg, self.device)
+        self.prior = PriorTerm(cfg, self.device)
         # data.smpl_fraction and train.in_the_loop (SMPLify in the loop, hkmr/train/loop.py)
         self.sample_count, self.sample_key = sample_keys(self.train_set)
         self.gt_kept = kept_ground_truth(self.sample_count, cfg.data.smpl_fraction)
@@ -152,11 +122,12 @@ class Trainer:
                                           lr=cfg.train.lr, weight_decay=cfg.train.weight_decay)
         self.amp = cfg.train.amp and self.device.type == "cuda"
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp)
-        self.sampler = EpochSampler(len(self.train_set), cfg.seed, self.hooks.rank,
-                                    self.hooks.world_size)
+        self.sampler = DistributedSampler(self.train_set, num_replicas=self.hooks.world_size,
+                                          rank=self.hooks.rank, shuffle=True,
+                                          seed=cfg.seed * 100_003)
         self.train_loader = self.hooks.prepare_loader(DataLoader(
             self.train_set, batch_size=cfg.train.batch_size, sampler=self.sampler,
-            num_workers=0 if self.features else cfg.data.workers,
+            num_workers=source.loader_workers,
             drop_last=len(self.train_set) > cfg.train.batch_size,
             persistent_workers=False))
         self.epoch, self.step, self.images_seen = 0, 0, 0
@@ -209,8 +180,7 @@ class Trainer:
     def train_epoch(self) -> dict[str, float]:
         self.model.train()
         self.sampler.set_epoch(self.epoch)
-        if hasattr(self.train_set, "set_epoch"):
-            self.train_set.set_epoch(self.epoch)
+        self.source.set_epoch(self.epoch)
         sums: dict[str, float] = {}
         steps, start = 0, time.perf_counter()
         limit = self.cfg.train.steps_per_epoch or math.inf
@@ -240,20 +210,15 @@ class Trainer:
             self.epoch += 1
             metrics.update(self.evaluate())
             metrics.update(step=self.step, images_seen=self.images_seen)
-            metrics.update(self.protocol())
+            metrics.update(self.source.describe())
             self.history.append(metrics)
             path = self.save() if self.hooks.is_main else None
             self.hooks.log(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
                                     for k, v in metrics.items()
                                     if k in ("epoch", "train_loss", "val_mpjpe", "val_pa_mpjpe",
                                              "images_per_second")))
-            self.hooks.report(metrics, path)
+            self.hooks.on_epoch(metrics, path)
         return self.history[-1] if self.history else {}
-
-    def protocol(self) -> dict[str, str]:
-        if self.features is None:
-            return {"protocol": "end to end"}
-        return {"protocol": "frozen features", "encoder_hash": self.features.encoder_hash}
 
     # -- checkpoints ----------------------------------------------------------------------------
     def state(self) -> dict:
@@ -268,27 +233,22 @@ class Trainer:
 
     def save(self) -> Path:
         """Write the checkpoint atomically (temporary name, then rename)."""
-        path = self.out_dir / CHECKPOINT
         if self.loop is not None:  # first: a checkpoint never refers to missing fits
             self.loop.save(self.out_dir, self.step)
-        with atomic_path(path) as tmp:
-            torch.save(self.state(), tmp)
-        return path
+        return save_checkpoint(self.out_dir / CHECKPOINT, self.state())
 
     def load(self, path: Path) -> None:
-        blob = torch.load(path, map_location=self.device, weights_only=False)
+        blob = read_checkpoint(path, self.device)
         # keys added to the config since the checkpoint was written are not compared
         stored, current = blob.get("config", {}).get("model", {}), to_dict(self.cfg)["model"]
         if not stored or any(current.get(k) != v for k, v in stored.items()):
             raise ValueError(f"{path}: checkpoint was made with another model config; use a "
                              "new output folder or the same config")
         self.module.load_state_dict(blob["model"])
-        if self.features is not None:
-            from ..features.cache import StaleCacheError, state_hash
-
-            if state_hash(self.module.encoder.state_dict()) != self.features.encoder_hash:
-                raise StaleCacheError(f"{path}: the checkpoint's frozen encoder is not the "
-                                      f"encoder of the feature cache {self.features.path}")
+        if self.source.frozen and \
+                state_digest(self.module.encoder.state_dict()) != self.source.encoder_hash:
+            raise StaleCacheError(f"{path}: the checkpoint's frozen encoder is not the encoder "
+                                  f"{self.source.encoder_hash} of the feature cache")
         self.optimizer.load_state_dict(blob["optimizer"])
         self.scaler.load_state_dict(blob["scaler"])
         self.prior.load_state_dict(blob["prior"])

@@ -1,4 +1,4 @@
-"""Evaluation protocols (Sec. 4; Tables 1, 4, 5, Fig. 6) on a tiny rendered test split: an
+"""Evaluation suites (Sec. 4; Tables 1, 4, 5, Fig. 6) on a tiny rendered test split: an
 oracle that answers with the ground truth scores ~0 mm and ~100 %, the shared-pass shortcuts
 (P2 from P1's frontal images, one pass per occluder column) equal separate passes, the Fig. 6
 rule occludes joint LSP14[i mod 14], segmentation scores match hand-counted pixels."""
@@ -9,18 +9,19 @@ import math
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
-from conftest import model_with_data_statistics
+from conftest import model_with_data_statistics, trainer_for
 import torch
 from torch import nn
 
-from hkmr.body.joints import JointKinematics
-from hkmr.body.kinematics import JOINT_INDEX, LSP14
+from hkmr.body.kinematics import JointKinematics
+from hkmr.body.joints import JOINT_INDEX, LSP14
 from hkmr.config import load_config
 from hkmr.data.datasets import SyntheticDataset
 from hkmr.data.sampler import fit_weak_perspective
-from hkmr.eval.protocols import (COLUMNS, _JointCycle, evaluate_joints, evaluate_protocols,
-                                 load_checkpoint)
-from hkmr.eval.report import format_value, table1_markdown, write_results
+from hkmr.checkpoint import load_estimator
+from hkmr.data.source import ImageTestSets, JointCycle
+from hkmr.eval.suites import COLUMNS, evaluate_joints, evaluate_suites
+from hkmr.eval.results import format_value, table1_markdown, write_results
 from hkmr.eval.segmentation import PART_GROUPS, TASKS, confusion, relabel, scores
 from hkmr.model.output import RegressorOutput
 
@@ -60,7 +61,7 @@ class Oracle(nn.Module):
 def test_an_oracle_scores_zero_error_and_near_perfect_segmentation(setup, body_model):
     cfg, root, _, kin = setup
     oracle = Oracle(SyntheticDataset(root, "test", "P1"), kin)
-    m = evaluate_protocols(oracle, body_model, kin, root, CPU,
+    m = evaluate_suites(oracle, body_model, kin, ImageTestSets(root), CPU,
                            suites=("table1", "invisible", "segmentation"))
     for p in ("P1", "P2"):  # predicted (body frame) and true (camera frame) joints agree
         assert m[f"{p}_standard_mpjpe"] < 0.05 and m[f"{p}_standard_mpjpe_24"] < 0.05
@@ -76,7 +77,7 @@ def test_an_oracle_scores_zero_error_and_near_perfect_segmentation(setup, body_m
 
 def test_p2_and_occlusion_columns_equal_separate_passes(setup, body_model):
     cfg, root, model, kin = setup
-    m = evaluate_protocols(model, body_model, kin, root, CPU, suites=("table1",))
+    m = evaluate_suites(model, body_model, kin, ImageTestSets(root), CPU, suites=("table1",))
     assert set(m) == {f"{p}_{c}_{k}" for p in ("P1", "P2") for c in COLUMNS
                       for k in ("mpjpe", "pa_mpjpe", "mpjpe_24", "images")}
     for column in COLUMNS:
@@ -91,7 +92,7 @@ def test_p2_and_occlusion_columns_equal_separate_passes(setup, body_model):
 
 def test_limit_keeps_that_many_images_per_protocol(setup, body_model):
     cfg, root, model, kin = setup
-    m = evaluate_protocols(model, body_model, kin, root, CPU, limit=3,
+    m = evaluate_suites(model, body_model, kin, ImageTestSets(root), CPU, limit=3,
                            suites=("table1", "invisible", "segmentation"))
     assert m["P1_standard_images"] == 3 and m["P2_rectangle_images"] == 3
     assert m["seg_images"] == 3
@@ -102,23 +103,23 @@ def test_limit_keeps_that_many_images_per_protocol(setup, body_model):
 def test_degree_curves_occlude_each_evaluation_joint_in_turn(setup, body_model):
     cfg, root, model, kin = setup
     p1 = SyntheticDataset(root, "test", "P1")
-    cycle = _JointCycle(p1, "circle", 2)
+    cycle = JointCycle(p1, "circle", 2)
     for i in range(len(p1)):
         item = cycle[i]
         assert item["occluded"][LSP14[i % 14]] == 1, i
         assert torch.equal(item["keypoints"], p1[i]["keypoints"])
-    m = evaluate_protocols(model, body_model, kin, root, CPU, suites=("degrees",),
+    m = evaluate_suites(model, body_model, kin, ImageTestSets(root), CPU, suites=("degrees",),
                            degree_limit=5)
     assert set(m) == {f"degree_{k}_{d}_mpjpe" for k in ("bar", "circle", "rectangle")
                       for d in range(1, 6)}
-    ref = evaluate_joints(model, kin, _JointCycle(p1, "rectangle", 4), CPU, limit=5)
+    ref = evaluate_joints(model, kin, JointCycle(p1, "rectangle", 4), CPU, limit=5)
     assert m["degree_rectangle_4_mpjpe"] == pytest.approx(ref["mpjpe"], rel=1e-6)
     assert len({round(v, 4) for v in m.values()}) > 1, "degree and kind change the images"
 
 
 def test_invisible_joints_are_the_renderers_self_occluded_joints(setup, body_model):
     cfg, root, model, kin = setup
-    m = evaluate_protocols(model, body_model, kin, root, CPU, suites=("invisible",))
+    m = evaluate_suites(model, body_model, kin, ImageTestSets(root), CPU, suites=("invisible",))
     p1 = SyntheticDataset(root, "test", "P1")
     hidden = sum(int((p1[i]["visible"] == 0).sum()) for i in range(len(p1)))
     assert m["invisible_joints"] == hidden and m["all_joints"] == 24 * len(p1)
@@ -128,7 +129,7 @@ def test_invisible_joints_are_the_renderers_self_occluded_joints(setup, body_mod
 def test_unknown_suite_is_refused(setup, body_model):
     cfg, root, model, kin = setup
     with pytest.raises(ValueError, match="unknown evaluation suite"):
-        evaluate_protocols(model, body_model, kin, root, CPU, suites=("table9",))
+        evaluate_suites(model, body_model, kin, ImageTestSets(root), CPU, suites=("table9",))
 
 
 # -- segmentation scores against hand-counted pixels ----------------------------------------
@@ -167,8 +168,8 @@ def test_table1_markdown_has_the_papers_shape_for_values_and_intervals():
     assert lines[3].startswith("| P2 | 74.00") and len(lines) == 4
     agg = {"P1_bar_mpjpe": (71.084, 1.2, 3), "P2_bar_mpjpe": (70.0, math.nan, 1)}
     text = table1_markdown(agg)
-    assert "| P1 | – | 71.08 ± 1.20 (n=3) | – | – |" in text and "70.00 (n=1)" in text
-    assert format_value(float("nan")) == "–"
+    assert "| P1 | — | 71.08 ± 1.20 (n=3) | — | — |" in text and "70.00 (n=1)" in text
+    assert format_value(float("nan")) == "—"
 
 
 def test_results_are_written_as_json_parquet_and_markdown(tmp_path):
@@ -184,39 +185,11 @@ def test_results_are_written_as_json_parquet_and_markdown(tmp_path):
     assert "| P1 | 80.50 |" in text and "Fig. 6" in text and paths["plot"].stat().st_size > 0
 
 
-def test_load_checkpoint_restores_the_trained_model(tmp_path, setup):
-    from hkmr.train.trainer import Trainer, TrainerHooks
-
-    cfg = load_config(None, TINY + ["train.epochs=1", "model.prior=none"])
-    trainer = Trainer(cfg, tmp_path, TrainerHooks(log=lambda m: None))
-    trainer.fit()
-    loaded_cfg, model, body = load_checkpoint(tmp_path, CPU)  # the folder works too
-    assert loaded_cfg == cfg and not model.training
-    img = torch.randn(2, 3, 64, 64)
-    trainer.module.eval()
-    with torch.no_grad():
-        torch.testing.assert_close(model(img)[-1].pose, trainer.module(img)[-1].pose)
-    assert body.num_vertices == 6890
-
-
-def test_bad_checkpoints_name_the_file(tmp_path):
-    with pytest.raises(FileNotFoundError, match="missing.pt: no such checkpoint"):
-        load_checkpoint(tmp_path / "missing.pt")
-    junk = tmp_path / "junk.pt"
-    junk.write_bytes(b"not a checkpoint")
-    with pytest.raises(ValueError, match="junk.pt: cannot read checkpoint"):
-        load_checkpoint(junk)
-    foreign = tmp_path / "foreign.pt"
-    torch.save({"weights": np.zeros(3)}, foreign)
-    with pytest.raises(ValueError, match="foreign.pt: not an hkmr checkpoint"):
-        load_checkpoint(foreign)
-
-
 def test_spin_format_sets_get_table1_by_camera(setup, tmp_path):
     import cv2
 
     from hkmr.data.datasets import SpinDataset
-    from hkmr.eval.protocols import evaluate_spin
+    from hkmr.eval.suites import evaluate_spin
 
     cfg, root, model, kin = setup
     names = ["S9_Walk.54138969_000001.jpg", "S9_Walk.60457274_000001.jpg",

@@ -1,4 +1,6 @@
-"""The paper's evaluation protocols on the synthetic test split (Sec. 4, Tables 1-5, Fig. 6).
+"""The paper's evaluation suites on the synthetic test split (Sec. 4, Tables 1-5, Fig. 6).
+
+A *suite* is one of :data:`SUITES`; the *protocols* are Human3.6M's P1 and P2:
 
 * **P1 / P2**: all four views vs the frontal view (camera 3), as Human3.6M's protocols.
 * **Table 1 columns**: Standard, Bar, Circle, Rectangle — the test set without occluders and
@@ -20,16 +22,15 @@ P1 images and P2 is read off its frontal subset. With ``limit`` the pass covers 
 ``limit`` images of P1 and the first ``limit`` images of P2 (so P2 keeps ``limit`` images).
 Invisible joints and segmentation come from the Standard column's pass (the P1 images).
 
-Frozen-encoder protocol (:mod:`hkmr.features`): given a feature cache (or a model the trainer
-bound to one, ``model.feature_cache``), every pass reads the cached features of the same
-images — the test split, its three standard occluder sets and the 15 Fig. 6 sets — instead of
-rendering occluders and running the encoder; the ground truth is the cache's copy of the
-dataset's. Features are float16, so scores differ from the image path by rounding only.
+The test split comes as :class:`hkmr.data.source.TestSets`: image-backed, the occluders are
+drawn onto the stored images; feature-backed (the frozen-features regime, :mod:`hkmr.features`),
+every pass reads the cached features of the same images — the test split, its three standard
+occluder sets and the 15 Fig. 6 sets — instead of drawing occluders and running the encoder.
+Features are float16, so scores differ from the image path by rounding only.
 """
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import math
 from pathlib import Path
@@ -39,10 +40,11 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset, Subset
 
-from ..body.joints import JointKinematics
-from ..body.kinematics import LSP14
-from ..data.datasets import SpinDataset, SyntheticDataset, parse_occlusion
+from ..body.kinematics import JointKinematics
+from ..data.datasets import SpinDataset
 from ..data.occlusion import DEGREES, KINDS
+from ..data.render import PartRenderer
+from ..data.source import TestSets
 from ..data.views import FRONTAL_VIEW
 from ..model.estimator import MeshEstimator, weak_perspective
 from .metrics import mpjpe, mpjpe_2d, pa_mpjpe, pck, select_eval_joints
@@ -57,6 +59,18 @@ COLUMNS: tuple[str, ...] = ("standard",) + KINDS
 PCK_FRACTION = 0.05
 
 
+def parse_suites(text: str) -> tuple[str, ...]:
+    """``"table1,degrees"`` or ``"all"`` -> the suites in :data:`SUITES` order."""
+    names = [s.strip() for s in text.split(",") if s.strip()]
+    if names == ["all"]:
+        return SUITES
+    bad = [s for s in names if s not in SUITES]
+    if bad or not names:
+        raise ValueError(f"unknown suite(s) {', '.join(bad) or repr(text)}; choose from "
+                         f"{', '.join(SUITES)} or all")
+    return tuple(s for s in SUITES if s in names)
+
+
 @torch.no_grad()
 def predict(model: MeshEstimator, dataset, device: torch.device, batch_size: int = 64,
             limit: int = 0, keys: tuple[str, ...] = (), size: int | None = None):
@@ -67,7 +81,7 @@ def predict(model: MeshEstimator, dataset, device: torch.device, batch_size: int
         dataset = Subset(dataset, range(limit))
     model.eval()
     for batch in DataLoader(dataset, batch_size=batch_size, shuffle=False):
-        if "features" in batch:  # a feature dataset (frozen-encoder protocol)
+        if "features" in batch:  # a feature dataset (frozen-features regime)
             yield batch, model(features=batch["features"].to(device))[-1]
             continue
         img = batch["img"].to(device)
@@ -129,8 +143,6 @@ def _run(model, kinematics, dataset: Dataset, indices, device, *, batch_size: in
     pts: dict[str, list] = {"pred": [], "gt": [], "inside": [], "visible": []}
     seg = renderer = None
     if body is not None and seg_keep is not None and len(seg_keep):
-        from ..data.render import PartRenderer
-
         seg = SegmentationAccumulator()
         renderer = PartRenderer(body.faces.cpu(), body.smpl.lbs_weights.cpu(), image_size)
     for batch, out in predict(model, Subset(dataset, [int(i) for i in indices]), device,
@@ -167,43 +179,12 @@ def _mean(values: torch.Tensor) -> float:
     return values.mean().item() if len(values) else math.nan
 
 
-def _with_occlusion(dataset, occlusion):
-    """A shallow copy of a test set that shares its decoded tables, with other occluders
-    (of a feature dataset: its cached occluded variant)."""
-    if hasattr(dataset, "with_occlusion"):
-        return dataset.with_occlusion(occlusion)
-    out = copy.copy(dataset)
-    out.occlusion = parse_occlusion(occlusion)
-    return out
-
-
-class _JointCycle(Dataset):
-    """Item i of ``base`` occluded by (kind, degree) on joint LSP14[i mod 14] (Fig. 6)."""
-
-    def __init__(self, base, kind: str, degree: int):
-        self.sets = [_with_occlusion(base, (kind, degree, j)) for j in LSP14]
-        self.n = len(base)
-
-    def __len__(self) -> int:
-        return self.n
-
-    def __getitem__(self, i: int) -> dict:
-        return self.sets[i % len(LSP14)][i]
-
-
-def _joint_cycle(base, kind: str, degree: int):
-    if hasattr(base, "joint_cycle"):  # a feature dataset holds the cycle precomputed
-        return base.joint_cycle(kind, degree)
-    return _JointCycle(base, kind, degree)
-
-
 def _first(positions: np.ndarray, limit: int) -> np.ndarray:
     return positions[:limit] if limit else positions
 
 
 # -- the suites -------------------------------------------------------------------------------
-def _table1_pass(p1_set, run_idx, p1_idx, p2_idx, column, **kw) -> tuple[dict, _Pass]:
-    dataset = p1_set if column == "standard" else _with_occlusion(p1_set, column)
+def _table1_pass(dataset, run_idx, p1_idx, p2_idx, column, **kw) -> tuple[dict, _Pass]:
     res = _run(dataset=dataset, indices=run_idx, **kw)
     out = {}
     for protocol, members in (("P1", p1_idx), ("P2", p2_idx)):
@@ -230,11 +211,11 @@ def _invisible(res: _Pass, p1_idx: np.ndarray, image_size: int) -> dict[str, flo
     return out
 
 
-def evaluate_protocols(model: MeshEstimator, body, kinematics: JointKinematics,
-                       data_root: str | Path | None, device: torch.device, *,
-                       size: int | None = None, batch_size: int = 64, limit: int = 0,
-                       suites=SUITES, degree_limit: int = 0, features=None) -> dict[str, float]:
-    """All of Sec. 4's protocols on the test split of the synthetic dataset at ``data_root``.
+def evaluate_suites(model: MeshEstimator, body, kinematics: JointKinematics,
+                    test_sets: TestSets, device: torch.device, *, size: int | None = None,
+                    batch_size: int = 64, limit: int = 0, suites=SUITES,
+                    degree_limit: int = 0) -> dict[str, float]:
+    """The evaluation ``suites`` of Sec. 4 on a test split (:class:`TestSets`).
 
     ``size``: the model's input side (test images are resized to it; None = as stored);
     ``limit``: test images per suite (0 = all); ``degree_limit``: images per (kind, degree)
@@ -247,26 +228,13 @@ def evaluate_protocols(model: MeshEstimator, body, kinematics: JointKinematics,
       same for ``all`` in-crop joints; ``pck_threshold_px``
     * segmentation: ``seg_{fb,part,part24}_{acc,f1}``, ``seg_images``
 
-    ``features``: a :class:`~hkmr.features.FeatureCache` to read instead of images (default:
-    the model's ``feature_cache``, if the trainer bound one); ``data_root`` may then be None,
-    else its dataset must be the cache's.
     """
     unknown = set(suites) - set(SUITES)
     if unknown:
         raise ValueError(f"unknown evaluation suite(s) {sorted(unknown)}; choose from {SUITES}")
-    features = features if features is not None else getattr(model, "feature_cache", None)
-    if features is not None:
-        if data_root is not None:
-            from ..data.shards import load_manifest
-
-            features.verify(dataset_settings=load_manifest(data_root)["settings"],
-                            what=f"the dataset at {data_root}")
-        p1_set = features.dataset("test", "P1", with_parts="segmentation" in suites)
-        p2_rows = features.dataset("test", "P2").rows
-    else:
-        p1_set = SyntheticDataset(data_root, "test", "P1")
-        p2_rows = SyntheticDataset(data_root, "test", "P2").rows
-    image_size = int(p1_set.manifest["settings"]["size"])
+    p1_set = test_sets.standard("P1", with_parts="segmentation" in suites)
+    p2_rows = test_sets.standard("P2").rows
+    image_size = test_sets.image_size
     p1_idx = _first(np.arange(len(p1_set)), limit)
     p2_idx = _first(np.searchsorted(p1_set.rows, p2_rows), limit)
     kw = dict(model=model, kinematics=kinematics, device=device, batch_size=batch_size,
@@ -289,12 +257,13 @@ def evaluate_protocols(model: MeshEstimator, body, kinematics: JointKinematics,
                 out.update(res.segmentation)
         if "table1" in wants:
             for column in KINDS:
-                out.update(_table1_pass(p1_set, run_idx, p1_idx, p2_idx, column, **kw)[0])
+                out.update(_table1_pass(test_sets.occluded(column), run_idx, p1_idx, p2_idx,
+                                        column, **kw)[0])
         if "degrees" in wants:
             n = len(_first(_first(p1_idx, degree_limit), limit))
             for kind in KINDS:
                 for degree in DEGREES:
-                    res = _run(dataset=_joint_cycle(p1_set, kind, degree),
+                    res = _run(dataset=test_sets.joint_cycle(kind, degree),
                                indices=np.arange(n), **kw)
                     out[f"degree_{kind}_{degree}_mpjpe"] = _mean(res.errors["mpjpe"])
     finally:
@@ -321,7 +290,7 @@ def evaluate_spin(model: MeshEstimator, kinematics: JointKinematics, npz: str | 
     out = {}
     try:
         for column in columns:
-            dataset = base if column == "standard" else _with_occlusion(base, column)
+            dataset = base if column == "standard" else base.with_occlusion(column)
             res = _run(model, kinematics, dataset, run_idx, device, batch_size=batch_size,
                        size=size, image_size=size)
             for name, members in groups.items():
@@ -333,28 +302,3 @@ def evaluate_spin(model: MeshEstimator, kinematics: JointKinematics, npz: str | 
     finally:
         model.train(was_training)
     return out
-
-
-def load_checkpoint(path: str | Path, device: torch.device | str = "cpu"):
-    """(cfg, model in eval mode, body model) from a checkpoint written by the trainer.
-
-    ``path``: the ``checkpoint.pt`` file or the training folder holding it. A missing,
-    unreadable or foreign file raises an error that names it."""
-    from ..body.model import BodyModel
-    from ..train.data import mean_params_for
-    from ..train.trainer import CHECKPOINT, checkpoint_config, read_checkpoint
-
-    path = Path(path)
-    if path.is_dir():
-        path = path / CHECKPOINT
-    blob = read_checkpoint(path, device)
-    cfg = checkpoint_config(path, blob)
-    # the weights come from the checkpoint: never fetch ImageNet weights for the encoder
-    model_cfg = dataclasses.replace(cfg.model, pretrained=False)
-    model = MeshEstimator(model_cfg, mean_params_for(cfg), cfg.body.model_path)
-    try:
-        model.load_state_dict(blob["model"])
-    except RuntimeError as err:
-        raise ValueError(f"{path}: weights do not fit the model of its config: {err}") from None
-    body = BodyModel(cfg.body.model_path)
-    return cfg, model.to(device).eval(), body.to(device)

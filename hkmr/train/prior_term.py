@@ -1,4 +1,4 @@
-"""The pose prior a training run uses (``model.prior``): VAE, discriminator or none.
+"""The prior term of Eq. 3 during training (``model.prior``): VAE, discriminator or none.
 
 * ``vae``: the frozen VAE encoder from ``model.vae_checkpoint``; when that is empty, one is
   trained on a sampled pose corpus on first use and cached in ``$HKMR_CACHE`` (a few seconds).
@@ -8,38 +8,17 @@
 
 from __future__ import annotations
 
-import hashlib
-
 import torch
 
 from ..body.rotations import axis_angle_to_matrix
 from ..config import Config
-from ..io import cache_dir
 from ..model.output import RegressorOutput
-from ..model.priors import PoseDiscriminator, PoseVAE, train_vae
+from ..model.priors import PoseDiscriminator, PoseVAE, default_vae, pose_corpus
 
 
-def pose_corpus(n: int, seed: int = 12345) -> torch.Tensor:
-    """(n, 72) axis-angle poses from the data sampler: our stand-in for MoSh."""
-    from ..data.sampler import sample_poses
-
-    poses, _ = sample_poses(n, seed=seed)
-    return torch.from_numpy(poses)
-
-
-def default_vae(corpus_size: int) -> PoseVAE:
-    """The VAE trained on ``corpus_size`` sampled poses, cached by sampler code and size."""
-    from ..data import sampler
-
-    digest = hashlib.sha256(open(sampler.__file__, "rb").read()).hexdigest()[:10]
-    path = cache_dir() / f"vae_prior_{corpus_size}_{digest}.pt"
-    if not path.exists():
-        train_vae(pose_corpus(corpus_size)[:, 3:], epochs=20, seed=0).save(path)
-    return PoseVAE.load(path)
-
-
-class TrainingPrior:
-    """Holds the prior module and, for the discriminator, its optimiser and real poses."""
+class PriorTerm:
+    """The prior of a run: the prior module and, for the discriminator, its optimiser and
+    real poses."""
 
     def __init__(self, cfg: Config, device: torch.device):
         self.kind = cfg.model.prior

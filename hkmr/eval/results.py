@@ -1,10 +1,9 @@
 """Evaluation results as files: Markdown tables in the paper's shapes, JSON, Parquet and the
-Fig. 6 plot.
+Fig. 6 plot (:mod:`hkmr.eval.figures`).
 
-The table functions take a mapping from the flat keys of
-:func:`hkmr.eval.protocols.evaluate_protocols` to either a number or a ``(mean, ci, n)``
-tuple (a mean over seeds with the half-width of its confidence interval), so the same code
-formats one run and an aggregated sweep.
+The cell formatters and table functions take a number or a ``(mean, ci, n)`` tuple (a mean
+over seeds with the half-width of its confidence interval), so the same code formats one run
+(``hkmr eval``) and an aggregated sweep (``tuning.aggregate``).
 """
 
 from __future__ import annotations
@@ -14,16 +13,20 @@ import math
 from collections.abc import Mapping
 from pathlib import Path
 
+import pyarrow as pa
+import pyarrow.parquet as pq
+
 from ..data.occlusion import DEGREES, KINDS
 from ..io import atomic_path
-from .protocols import COLUMNS, PROTOCOLS
+from .figures import plot_degree_curves
+from .suites import COLUMNS, PROTOCOLS
 
 Value = float | tuple[float, float, int]
-_DASH = "–"
+_DASH = "—"
 
 
 def format_value(value: Value | None, digits: int = 2) -> str:
-    """``71.08``; ``71.08 ± 1.20 (n=3)`` for a (mean, ci, n) tuple; ``–`` when missing/NaN."""
+    """``71.08``; ``71.08 ± 1.20 (n=3)`` for a (mean, ci, n) tuple; ``—`` when missing/NaN."""
     if value is None:
         return _DASH
     if isinstance(value, (tuple, list)):
@@ -38,10 +41,23 @@ def format_value(value: Value | None, digits: int = 2) -> str:
     return f"{value:.{digits}f}"
 
 
-def _table(header: list[str], rows: list[list[str]]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(r) + " |" for r in rows]
-    return "\n".join(lines) + "\n"
+def format_difference(value: tuple[float, float, int], digits: int = 2) -> str:
+    """A paired difference ``+1.20 ± 0.50 (n=3)``, with `` *`` when its interval excludes 0."""
+    mean, half, n = value
+    if n == 0:
+        return _DASH
+    if not math.isfinite(half):
+        return f"{mean:+.{digits}f} (n=1)"
+    return (f"{mean:+.{digits}f} ± {half:.{digits}f} (n={n})"
+            f"{' *' if abs(mean) > half else ''}")
+
+
+def markdown_table(header: list[str], rows: list[list[str]]) -> str:
+    """A Markdown table; an empty header cell renders as ``| |``."""
+    def line(cells):
+        return "|" + "|".join(f" {c} " if c else " " for c in cells) + "|"
+
+    return "\n".join([line(header), "|" + "---|" * len(header)] + [line(r) for r in rows]) + "\n"
 
 
 def table1_markdown(values: Mapping[str, Value], metric: str = "mpjpe", digits: int = 2,
@@ -52,7 +68,7 @@ def table1_markdown(values: Mapping[str, Value], metric: str = "mpjpe", digits: 
     header += [c.capitalize() for c in COLUMNS]
     rows = [[p] + [format_value(values.get(f"{prefix}{p}_{c}_{metric}"), digits)
                    for c in COLUMNS] for p in protocols]
-    return _table(header, rows)
+    return markdown_table(header, rows)
 
 
 def degrees_markdown(values: Mapping[str, Value], digits: int = 2) -> str:
@@ -60,7 +76,7 @@ def degrees_markdown(values: Mapping[str, Value], digits: int = 2) -> str:
     header = ["MPJPE (P1) / DoC"] + [str(d) for d in DEGREES]
     rows = [[k.capitalize()] + [format_value(values.get(f"degree_{k}_{d}_mpjpe"), digits)
                                 for d in DEGREES] for k in KINDS]
-    return _table(header, rows)
+    return markdown_table(header, rows)
 
 
 def invisible_markdown(values: Mapping[str, Value], digits: int = 2) -> str:
@@ -69,7 +85,7 @@ def invisible_markdown(values: Mapping[str, Value], digits: int = 2) -> str:
              format_value(values.get(f"{key}_pck"), digits),
              format_value(values.get(f"{key}_joints"), 0)]
             for name, key in (("Invisible joints", "invisible"), ("All joints", "all"))]
-    return _table(["", "MPJPE (pixel) ↓", "PCK (%) ↑", "joints"], rows)
+    return markdown_table(["", "MPJPE (pixel) ↓", "PCK (%) ↑", "joints"], rows)
 
 
 def table4_markdown(runs: Mapping[str, Mapping[str, Value]], metric: str = "mpjpe",
@@ -84,7 +100,7 @@ def table4_markdown(runs: Mapping[str, Mapping[str, Value]], metric: str = "mpjp
                       for c in COLUMNS for p in PROTOCOLS]
             + [format_value(values.get(f"invisible_{k}"), digits) for k in ("mpjpe_2d_px", "pck")]
             for name, values in runs.items()]
-    return _table(header, rows)
+    return markdown_table(header, rows)
 
 
 def segmentation_markdown(values: Mapping[str, Value], digits: int = 2,
@@ -96,7 +112,7 @@ def segmentation_markdown(values: Mapping[str, Value], digits: int = 2,
     for task in ("fb", "part", "part24"):
         row += [format_value(values.get(f"seg_{task}_acc"), digits),
                 format_value(values.get(f"seg_{task}_f1"), max(digits, 2))]
-    return _table(header, [row])
+    return markdown_table(header, [row])
 
 
 def summary_markdown(metrics: Mapping[str, Value], title: str = "Evaluation",
@@ -132,29 +148,16 @@ def summary_markdown(metrics: Mapping[str, Value], title: str = "Evaluation",
     return "\n".join(parts)
 
 
-def _json_ready(metrics: Mapping[str, float]) -> dict:
+def json_ready(metrics: Mapping[str, float]) -> dict:
     return {k: (None if isinstance(v, float) and not math.isfinite(v) else v)
             for k, v in metrics.items()}
 
 
-def plot_degrees(metrics: Mapping[str, float], path: Path, label: str = "model") -> None:
-    """Fig. 6: one panel per occluder kind, MPJPE (P1) against degree of occlusion."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, len(KINDS), figsize=(4 * len(KINDS), 3.2), sharey=True)
-    for ax, kind in zip(axes, KINDS):
-        ys = [metrics.get(f"degree_{kind}_{d}_mpjpe", math.nan) for d in DEGREES]
-        ax.plot(DEGREES, ys, "o-", label=label)
-        ax.set_title(kind.capitalize()), ax.set_xlabel("degree of occlusion")
-        ax.set_xticks(DEGREES), ax.grid(alpha=0.3)
-    axes[0].set_ylabel("MPJPE P1 (mm)"), axes[0].legend()
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=90)
-    plt.close(fig)
+def plot_degrees(metrics: Mapping[str, float], path: Path, label: str = "model") -> Path:
+    """Fig. 6 of one run: MPJPE (P1) against degree of occlusion per occluder kind."""
+    return plot_degree_curves({label: {kind: [(metrics.get(f"degree_{kind}_{d}_mpjpe", math.nan),
+                                                math.nan) for d in DEGREES]
+                                       for kind in KINDS}}, path)
 
 
 def write_results(out_dir: str | Path, metrics: Mapping[str, float], meta: Mapping[str, object],
@@ -162,14 +165,11 @@ def write_results(out_dir: str | Path, metrics: Mapping[str, float], meta: Mappi
     """Write ``metrics.json`` ({"meta", "metrics"}; NaN as null), ``metrics.parquet`` (one
     row per metric), ``summary.md`` and, with Fig. 6 keys, ``degrees.png`` — each atomically.
     Returns the paths written."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
     out_dir = Path(out_dir)
     paths = {"json": out_dir / "metrics.json", "parquet": out_dir / "metrics.parquet",
              "markdown": out_dir / "summary.md"}
     with atomic_path(paths["json"]) as tmp:
-        tmp.write_text(json.dumps({"meta": dict(meta), "metrics": _json_ready(metrics)},
+        tmp.write_text(json.dumps({"meta": dict(meta), "metrics": json_ready(metrics)},
                                   indent=2, default=str) + "\n")
     table = pa.table({"metric": pa.array(list(metrics), pa.string()),
                       "value": pa.array([float(v) for v in metrics.values()], pa.float64())})

@@ -1,0 +1,32 @@
+"""The data a training run is given, made before its :class:`~hkmr.train.trainer.Trainer`:
+rendered images end to end, or cached encoder features under ``model.freeze_encoder`` — with
+the shared encoder (:mod:`hkmr.train.shared_encoder`) trained and its features extracted first
+when the config names neither ``data.features`` nor ``model.encoder_checkpoint``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..config import Config
+from ..data.source import DataSource, image_source
+from ..features.cache import FeatureCache
+from ..features.source import feature_source, prepare_features
+from .shared_encoder import ensure_shared_encoder
+
+
+def ensure_features(cfg: Config, root: str | Path | None = None, log=print,
+                    progress: bool = True) -> FeatureCache:
+    """The verified feature cache of a frozen-features config, made on first use (``root``:
+    where the shared encoder and cache go, default ``$HKMR_CACHE``)."""
+    checkpoint = None
+    if not cfg.data.features and not cfg.model.encoder_checkpoint:
+        checkpoint = ensure_shared_encoder(cfg, root, log)
+    return prepare_features(cfg, checkpoint, root, log=log, progress=progress)
+
+
+def prepare_source(cfg: Config, root: str | Path | None = None, log=print,
+                   progress: bool = True) -> DataSource:
+    """The :class:`~hkmr.data.source.DataSource` of ``cfg`` (see the module docstring)."""
+    if cfg.model.freeze_encoder:
+        return feature_source(cfg, ensure_features(cfg, root, log, progress))
+    return image_source(cfg, progress=progress)
