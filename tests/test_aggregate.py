@@ -134,3 +134,39 @@ def test_report_rerenders_a_results_folder_from_its_parquet_without_ray(tmp_path
                    .replace_schema_metadata(None), tmp_path / "bare" / "trials.parquet")
     with pytest.raises(ValueError, match="no 'hkmr_sweep' schema metadata"):
         report_sweep(tmp_path / "bare")
+
+
+def test_every_committed_results_table_rerenders_byte_identically(tmp_path):
+    """Each committed tables.md is what `hkmr report` makes of its trials.parquet today (a
+    change to the table code that moves a number or a word shows here)."""
+    import shutil
+    from pathlib import Path
+
+    from tuning.report import rerender_results
+
+    results = Path(__file__).parents[1] / "results"
+    folders = sorted(p.parent for p in results.rglob("trials.parquet"))
+    assert len(folders) >= 10
+    for i, folder in enumerate(folders):
+        # keep the folder's place under a results root (older files name their experiment
+        # file by its path under results/)
+        copy = tmp_path / "results" / folder.relative_to(results)
+        shutil.copytree(folder, copy)
+        for sibling in folder.parents[1].rglob("confirm_experiment.yaml"):
+            target = tmp_path / "results" / sibling.relative_to(results)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy(sibling, target)
+        rerender_results(copy)
+        assert (copy / "tables.md").read_text() == (folder / "tables.md").read_text(), folder
+
+
+def test_results_of_an_older_hkmr_read_in_todays_vocabulary():
+    import pyarrow as pa
+
+    from tuning.aggregate import trials_section, upgrade_trials
+
+    old = pa.table({"configuration": ["a", "b"], "seed": [0, 0], "status": ["ok", "ok"],
+                    "protocol": ["frozen features", "end to end"]})
+    rows = upgrade_trials(old).to_pylist()
+    assert [r["regime"] for r in rows] == ["frozen_features", "end_to_end"]
+    assert "| a | 0 | ok | frozen_features |" in trials_section(rows)
