@@ -34,6 +34,14 @@ def add_out(parser: argparse.ArgumentParser, default: Path | None = None,
                         help=f"output folder{', ' + what if what else ''}{default_text}")
 
 
+def flag_overrides(args: argparse.Namespace) -> list[str]:
+    """``--device`` and ``--batch-size`` of a training command as the keys they stand for
+    (``train.device``, ``train.batch_size``), to follow its other overrides."""
+    return [f"train.{key}={value}" for key, value in (("device", args.device),
+                                                     ("batch_size", args.batch_size))
+            if value is not None]
+
+
 def add_overrides(parser: argparse.ArgumentParser, what: str) -> None:
     parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help=what)
 

@@ -135,10 +135,32 @@ def test_compare_puts_two_checkpoints_in_table4s_shape(trained, tmp_path_factory
     assert "| MPJPE | Standard P1 | Standard P2 | Bar P1 |" in text
     assert "Invisible MPJPE (pixel) ↓ | Invisible PCK (%) ↑ |" in text
     rows = [line for line in text.splitlines() if line.startswith(("| SPIN", "| HKMR_MF"))]
-    assert len(rows) == 4 and "–" not in "".join(rows), rows  # MPJPE and PA-MPJPE, all filled
+    assert len(rows) == 4 and "—" not in "".join(rows), rows  # MPJPE and PA-MPJPE, all filled
     blob = json.loads((out / "table4.json").read_text())
     assert set(blob["runs"]) == {"SPIN", "HKMR_MF"}
     assert blob["runs"]["SPIN"]["P1_bar_mpjpe"] != blob["runs"]["HKMR_MF"]["P1_bar_mpjpe"]
     assert (out / "SPIN" / "metrics.json").exists() and (out / "HKMR_MF" / "summary.md").exists()
     assert main(["compare", "--checkpoint", f"SPIN{spin}", "--out", str(out)]) == 2
     assert "must look like NAME=PATH" in capsys.readouterr().err
+
+
+def test_device_batch_size_and_overrides_mean_the_same_in_every_command(trained, tmp_path,
+                                                                        capsys):
+    import yaml
+
+    from hkmr.data.synthetic import ensure_synthetic
+    from hkmr.config import load_config
+
+    out = tmp_path / "flags"
+    assert main(["train", "--config", "smoke", *TINY, "train.epochs=1", "--device", "cpu",
+                 "--batch-size", "4", "--out", str(out), "--no-eval"]) == 0
+    saved = yaml.safe_load((out / "config.yaml").read_text())["train"]
+    assert (saved["device"], saved["batch_size"]) == ("cpu", 4)
+    root = ensure_synthetic(load_config("smoke", TINY).data, progress=False)
+    assert main(["eval", "--checkpoint", str(trained), "--suites", "table1", "--limit", "2",
+                 "--device", "cpu", "--batch-size", "2", "--out", str(tmp_path / "ev"),
+                 f"data.synthetic={root}"]) == 0
+    meta = json.loads((tmp_path / "ev" / "metrics.json").read_text())["meta"]
+    assert meta["data"] == str(root)
+    assert main(["eval", "--checkpoint", str(trained), "model.embed_dim=8"]) == 2
+    assert "model.embed_dim would change the model" in capsys.readouterr().err

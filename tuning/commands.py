@@ -7,7 +7,7 @@ import shlex
 import sys
 from pathlib import Path
 
-from hkmr.options import add_batch_size, add_device, add_overrides
+from hkmr.options import add_batch_size, add_device, add_overrides, flag_overrides
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -37,10 +37,7 @@ def _out(p: argparse.ArgumentParser) -> None:
 
 def _overrides(args: argparse.Namespace) -> list[str]:
     """The overrides with --device and --batch-size as the keys they stand for."""
-    flags = [f"train.{key}={value}" for key, value in (("device", args.device),
-                                                      ("batch_size", args.batch_size))
-             if value is not None]
-    return [*args.overrides, *flags]
+    return [*args.overrides, *flag_overrides(args)]
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -14,8 +14,8 @@ from ..digest import provenance
 from ..eval.commands import evaluate_and_write
 from ..eval.suites import parse_suites
 from ..io import atomic_path
-from ..options import add_batch_size, add_device, add_eval_limits, add_out, add_overrides, \
-    add_suites
+from ..options import (add_batch_size, add_device, add_eval_limits, add_out, add_overrides,
+                       add_suites, flag_overrides)
 from .source import prepare_source
 from .trainer import Trainer, TrainerHooks
 
@@ -42,10 +42,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _train(args: argparse.Namespace) -> None:
-    flags = [f"train.{key}={value}" for key, value in (("device", args.device),
-                                                      ("batch_size", args.batch_size))
-             if value is not None]
-    cfg = load_config(args.config, [*args.overrides, *flags])
+    cfg = load_config(args.config, [*args.overrides, *flag_overrides(args)])
     args.batch_size = cfg.train.batch_size
     suites = parse_suites(args.suites)
     args.out.mkdir(parents=True, exist_ok=True)
