@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from hkmr.config import ConfigError
+from hkmr.config import ConfigError, get_key
 from hkmr.data.synthetic import ensure_synthetic
 from hkmr.digest import git_revision
 from hkmr.io import atomic_path
@@ -69,13 +69,8 @@ def _configuration_columns(exp: Experiment, preset: str, overrides: dict) -> dic
     keys = sorted({k for values in exp.configurations.values() for k in values})
     resolved = {name: exp.resolve(preset, name, overrides=overrides)
                 for name in exp.configurations}
-    value = {name: {k: _get(cfg, k) for k in keys} for name, cfg in resolved.items()}
+    value = {name: {k: get_key(cfg, k) for k in keys} for name, cfg in resolved.items()}
     return {k: tune.sample_from(lambda s, k=k: value[s.config[CONFIGURATION]][k]) for k in keys}
-
-
-def _get(cfg, key: str):
-    section, name = key.split(".", 1) if "." in key else (None, key)
-    return getattr(getattr(cfg, section), name) if section else getattr(cfg, name)
 
 
 def plan_sweep(experiment: str | Path, preset: str = "smoke", seeds: int | None = None,
