@@ -113,7 +113,9 @@ class Tracker:
                    for epoch in record.epochs for k, v in _finite(epoch).items()
                    if k != "epoch"]
         last = max((int(e["epoch"]) for e in record.epochs), default=0)
-        metrics += [Metric(k, v, now, last) for k, v in _finite(record.final or {}).items()]
+        per_epoch = {m.key for m in metrics}  # their last epoch is already their final value
+        metrics += [Metric(k, v, now, last) for k, v in _finite(record.final or {}).items()
+                    if k not in per_epoch]
         for i in range(0, max(len(params), len(metrics), 1), 100):  # MLflow's batch limits
             self.client.log_batch(run_id, metrics=metrics[i:i + 100], params=params[i:i + 100])
         for path in record.artifacts:

@@ -20,13 +20,13 @@ METRIC_COLUMNS = {"epoch": "epoch", "val_mpjpe": "val MPJPE", "val_pa_mpjpe": "v
                   "images_per_second": "images/s"}
 
 
-def live_reporter(metric: str, parameters: list[str]):
-    """Ray's ``CLIReporter`` over ``parameters`` (Tune config keys) and METRIC_COLUMNS,
-    naming ``metric`` as the one the best-trial line refers to."""
+def live_reporter(parameters: list[str]):
+    """Ray's ``CLIReporter`` over ``parameters`` (Tune config keys) and METRIC_COLUMNS; its
+    best-trial line takes the metric and mode of the ``TuneConfig``."""
     from ray import tune
 
     # the new output engine ignores a progress_reporter (ray/tune/tune.py); the reporter's
     # engine reads this when Tuner.fit starts
     os.environ["RAY_AIR_NEW_OUTPUT"] = "0"
     return tune.CLIReporter(metric_columns=dict(METRIC_COLUMNS), parameter_columns=parameters,
-                            metric=metric, mode=MODE, max_report_frequency=10)
+                            max_report_frequency=10)

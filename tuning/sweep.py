@@ -214,7 +214,7 @@ def tuner_for(plan: SweepPlan, resume: bool, optuna_storage: str | None = None):
         trainable, param_space=plan.param_space, tune_config=tune.TuneConfig(**tune_config),
         run_config=tune.RunConfig(
             name=plan.name, storage_path=str(plan.storage), verbose=1,
-            progress_reporter=live_reporter(exp.metric, list(plan.param_space)),
+            progress_reporter=live_reporter(list(plan.param_space)),
             failure_config=tune.FailureConfig(max_failures=preset.max_failures),
             checkpoint_config=tune.CheckpointConfig(num_to_keep=1)))
 
