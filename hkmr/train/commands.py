@@ -78,6 +78,8 @@ def _train(args: argparse.Namespace) -> None:
         seconds = time.perf_counter() - start
         print(f"trained in {seconds:.0f} s; checkpoint {args.out / CHECKPOINT}", flush=True)
         if args.no_eval:
+            if tracking:
+                _track(tracking, args, cfg, epochs, {}, provenance())
             return
         meta = provenance(checkpoint=str(args.out / CHECKPOINT), config=str(args.config),
                           overrides=" ".join(args.overrides), epochs=trainer.epoch,
