@@ -105,31 +105,34 @@ def _runs(uri: str):
 
 
 @pytest.mark.slow
-def test_smoke_sweep_tracks_trials_in_mlflow_and_writes_tensorboard_and_epochs(tmp_path):
+def test_smoke_sweep_tracks_trials_in_mlflow_and_writes_tensorboard_and_epochs(
+        tmp_path, monkeypatch, capsys):
     pytest.importorskip("mlflow")
+    import sys
+
     import ray
 
     from test_commands import scalars
-    from tuning.sweep import run_sweep
 
     exp = write_experiment(tmp_path, {"HMR": {"model.regressor": "hmr"}, "HKMR": {}}, seeds=1)
-    uri = f"sqlite:///{tmp_path}/store/mlflow.db"
-    ray.init(num_cpus=2, include_dashboard=False)
+    argv = ["sweep", str(exp), "--storage", str(tmp_path / "ray"), "--out",
+            str(tmp_path / "results"), "--tracking", f"mlflow:{tmp_path / 'store'}"]
+    monkeypatch.setattr(sys, "argv", ["hkmr", *argv])  # the command the sweep records
     try:
-        grid, out = run_sweep(exp, "smoke", storage=tmp_path / "ray", tracking=uri,
-                              results_dir=tmp_path / "results", command="hkmr sweep mini")
+        assert main(argv) == 0  # starts a local Ray of os.cpu_count() (2 here) CPUs
     finally:
         ray.shutdown()
-    assert grid.get_best_result().metrics["val_mpjpe"] == min(
-        r.metrics["val_mpjpe"] for r in grid)
-    client, runs = _runs(uri)
+    printed = capsys.readouterr().out
+    assert "2 trials ended, 0 errored; best by val_mpjpe: " in printed
+    assert "|   epoch |   val MPJPE |   val PA-MPJPE |   images/s |" in printed  # live table
+    client, runs = _runs(f"sqlite:///{tmp_path / 'store' / 'mlflow.db'}")
     (parent,) = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
     children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
     assert sorted(r.data.tags["configuration"] for r in children) == ["HKMR", "HMR"]
     for run in children:
         tags, params = run.data.tags, run.data.params
         assert (tags["experiment"], tags["preset"], tags["command"]) == (
-            "mini", "smoke", "hkmr sweep mini")
+            "mini", "smoke", "hkmr " + " ".join(argv))
         assert tags["git_revision"] and params["seed"] == "0"
         assert params["model.regressor"] == ("hmr" if tags["configuration"] == "HMR" else "hkmr")
         history = client.get_metric_history(run.info.run_id, "val_mpjpe")
@@ -137,13 +140,16 @@ def test_smoke_sweep_tracks_trials_in_mlflow_and_writes_tensorboard_and_epochs(t
         assert "P1_standard_mpjpe" in run.data.metrics
     assert {a.path for a in client.list_artifacts(parent.info.run_id)} >= {
         "tables.md", "trials.parquet", "epochs.parquet"}
+    out = tmp_path / "results" / "mini" / "smoke"
     epochs = pq.read_table(out / "epochs.parquet").to_pandas()
     assert len(epochs) == 2 * TINY["train.epochs"]
     assert sorted(epochs.groupby("configuration").epoch.apply(list).to_dict().items()) == [
         ("HKMR", [1, 2]), ("HMR", [1, 2])]
-    for result in grid:  # Tune's TensorBoard events, one file per trial
-        tb = scalars(Path(result.path))
-        assert [step for step, _ in tb["ray/tune/val_mpjpe"]][:2] == [1, 2], result.path
+    trial_dirs = sorted((tmp_path / "ray" / "mini-smoke").glob("hkmr_trial_*"))
+    assert len(trial_dirs) == 2
+    for folder in trial_dirs:  # Tune's TensorBoard events, one file per trial
+        tb = scalars(folder)
+        assert [step for step, _ in tb["ray/tune/val_mpjpe"]][:2] == [1, 2], folder
 
 
 @pytest.mark.slow

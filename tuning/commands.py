@@ -80,6 +80,7 @@ def _command() -> str:
 
 
 def _sweep(args: argparse.Namespace) -> None:
+    from .space import load_experiment
     from .sweep import plan_sweep, run_sweep, shared_root
 
     if args.dry_run:
@@ -89,11 +90,14 @@ def _sweep(args: argparse.Namespace) -> None:
                           _overrides(args), args.name, args.max_concurrent)
         print(describe(plan, shared_root(plan.storage, args.address)), end="")
         return
-    _, out = run_sweep(args.experiment, args.preset, args.seeds, args.address, args.storage,
-                       args.max_concurrent, args.resume, _overrides(args), args.name,
-                       args.out, command=_command(),
-                       tracking=parse_tracking(args.tracking, args.out),
-                       optuna_storage=args.optuna_storage)
+    from .progress import best_line
+
+    grid, out = run_sweep(args.experiment, args.preset, args.seeds, args.address,
+                          args.storage, args.max_concurrent, args.resume, _overrides(args),
+                          args.name, args.out, command=_command(),
+                          tracking=parse_tracking(args.tracking, args.out),
+                          optuna_storage=args.optuna_storage)
+    print(best_line(grid, load_experiment(args.experiment)))
     print(f"results: {out}/tables.md")
     print((out / "tables.md").read_text())
 

@@ -30,3 +30,18 @@ def live_reporter(parameters: list[str]):
     os.environ["RAY_AIR_NEW_OUTPUT"] = "0"
     return tune.CLIReporter(metric_columns=dict(METRIC_COLUMNS), parameter_columns=parameters,
                             max_report_frequency=10)
+
+
+def best_line(grid, exp) -> str:
+    """One line after a sweep from the ResultGrid's own methods: trials that ended, trials
+    that errored, and the best trial by the sweep's metric (``get_best_result``)."""
+    from .spec import SEED, configuration_label
+
+    text = f"{grid.num_terminated} trials ended, {grid.num_errors} errored"
+    try:
+        best = grid.get_best_result()
+    except RuntimeError:  # no trial reported a finite metric
+        return text + f"; no trial has a finite {exp.metric}"
+    config = best.config or {}
+    return (text + f"; best by {exp.metric}: {configuration_label(config, exp)} seed "
+            f"{config.get(SEED, 0)}, {exp.metric} {best.metrics[exp.metric]:.1f} mm")
