@@ -78,7 +78,10 @@ def test_search_values_are_typed_columns_and_the_index_lists_every_results_folde
         json.loads(s)["model.outer_iters"] for s in search.column("search").to_pylist()]
     copy = tmp_path / "results"
     shutil.copytree(RESULTS, copy)
-    text = write_index(copy).read_text()
+    (copy / "index.md").unlink()
+    assert main(["report", "--index", str(copy)]) == 0
+    text = (copy / "index.md").read_text()
+    assert text == write_index(copy).read_text()
     assert text == (RESULTS / "index.md").read_text(), "results/index.md is out of date"
     for folder in sorted(p.parent for p in RESULTS.rglob("trials.parquet")):
         assert f"[`{folder.relative_to(RESULTS).as_posix()}/`]" in text
