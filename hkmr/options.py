@@ -55,3 +55,10 @@ def add_eval_limits(parser: argparse.ArgumentParser) -> None:
                         help="test images per suite (0 = all; P1 and P2 each keep this many)")
     parser.add_argument("--degree-limit", type=int, default=0,
                         help="images per (occluder, degree) pass of Fig. 6 (0 = all)")
+
+
+def add_tracking(parser: argparse.ArgumentParser, where: str) -> None:
+    parser.add_argument("--tracking", metavar="mlflow[:URI]",
+                        help="log the run(s) to MLflow (the [mlflow] extra): 'mlflow' uses a "
+                        f"SQLite store {where}, 'mlflow:URI' any MLflow tracking URI "
+                        "(sqlite:///FILE, http://HOST:PORT) or a folder")

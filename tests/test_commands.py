@@ -1,6 +1,7 @@
 """``hkmr train``, ``hkmr eval`` and ``hkmr demo`` through the real CLI entry point, on a
 tiny rendered dataset and a model trained for a few steps."""
 
+import importlib.util
 import json
 import struct
 
@@ -34,7 +35,9 @@ def scalars(folder) -> dict[str, list[tuple[int, float]]]:
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     out = tmp_path_factory.mktemp("run")
-    code = main(["train", "--config", "smoke", *TINY, "--out", str(out), "--degree-limit", "6"])
+    tracking = ["--tracking", "mlflow"] if importlib.util.find_spec("mlflow") else []
+    code = main(["train", "--config", "smoke", *TINY, "--out", str(out), "--degree-limit", "6",
+                 *tracking])
     assert code == 0
     return out
 
@@ -58,6 +61,18 @@ def test_train_writes_checkpoint_tensorboard_and_evaluation(trained, capsys):
     assert "smoke" in blob["meta"]["config"] and "train.epochs=2" in blob["meta"]["overrides"]
     summary = (trained / "summary.md").read_text()
     assert "| P1 |" in summary and "Fig. 6" in summary and "Table 5" in summary
+
+
+def test_train_tracking_logs_one_mlflow_run_with_config_epochs_and_test_metrics(trained):
+    mlflow = pytest.importorskip("mlflow")
+    client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{trained / 'mlflow.db'}")
+    (run,) = client.search_runs([client.get_experiment_by_name("hkmr train").experiment_id])
+    assert run.data.params["model.encoder"] == "small_cnn"
+    assert run.data.params["train.epochs"] == "2" and run.data.params["seed"] == "0"
+    assert [m.step for m in client.get_metric_history(run.info.run_id, "val_mpjpe")] == [1, 2]
+    assert "P1_standard_mpjpe" in run.data.metrics and run.data.tags["git_revision"]
+    assert {a.path for a in client.list_artifacts(run.info.run_id)} >= {"metrics.json",
+                                                                         "summary.md"}
 
 
 def test_train_prints_epoch_lines_and_the_table(tmp_path, capsys):

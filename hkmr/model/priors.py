@@ -114,11 +114,16 @@ def pose_corpus(n: int, seed: int = 12345) -> torch.Tensor:
     return torch.from_numpy(poses)
 
 
+def default_vae_path(corpus_size: int) -> Path:
+    """Where :func:`default_vae` caches the VAE of ``corpus_size`` poses."""
+    return cache_dir() / f"vae_prior_{corpus_size}_{file_digest(sampler.__file__, length=10)}.pt"
+
+
 def default_vae(corpus_size: int) -> PoseVAE:
     """The VAE trained on ``corpus_size`` sampled poses, cached in ``$HKMR_CACHE`` by the
     sampler's code and the corpus size. Training it leaves the global RNG as it was, so a run
     that builds it draws the same numbers as a run that finds it cached."""
-    path = cache_dir() / f"vae_prior_{corpus_size}_{file_digest(sampler.__file__, length=10)}.pt"
+    path = default_vae_path(corpus_size)
     if not path.exists():
         with torch.random.fork_rng():
             train_vae(pose_corpus(corpus_size)[:, 3:], epochs=20, seed=0).save(path)
