@@ -40,18 +40,6 @@ def parse_tracking(value: str | None, default_folder: Path) -> str | None:
     return uri
 
 
-def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    """``{"model": {"regressor": "hkmr"}}`` -> ``{"model.regressor": "hkmr"}``."""
-    flat = {}
-    for key, value in tree.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, Mapping):
-            flat.update(flatten(value, f"{name}."))
-        else:
-            flat[name] = value
-    return flat
-
-
 @dataclass
 class RunRecord:
     """One run to log: its params, per-epoch metrics, final metrics, tags and files."""

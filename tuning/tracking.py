@@ -15,8 +15,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from hkmr.config import to_dict
-from hkmr.tracking import RunRecord, Tracker, flatten
+from hkmr.config import flatten, to_dict
+from hkmr.tracking import RunRecord, Tracker
 
 from .aggregate import trials_table
 

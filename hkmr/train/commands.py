@@ -9,14 +9,14 @@ import yaml
 from tensorboardX import SummaryWriter
 
 from ..checkpoint import CHECKPOINT
-from ..config import load_config, to_dict
+from ..config import flatten, load_config, to_dict
 from ..digest import provenance
 from ..eval.commands import evaluate_and_write
 from ..eval.suites import parse_suites
 from ..io import atomic_path
 from ..options import (add_batch_size, add_device, add_eval_limits, add_out, add_overrides,
                        add_suites, add_tracking, flag_overrides)
-from ..tracking import RunRecord, Tracker, flatten, parse_tracking
+from ..tracking import RunRecord, Tracker, parse_tracking
 from .source import prepare_source
 from .trainer import Trainer, TrainerHooks
 
