@@ -82,7 +82,7 @@ class PoseVAE(nn.Module):
         path = Path(path)
         if not path.exists():
             raise FileNotFoundError(f"VAE prior checkpoint not found: {path} (train one with "
-                                    "'hkmr prior train-vae --corpus POSES.parquet --out FILE')")
+                                    "'hkmr prior train-vae --corpus POSES.parquet --out DIR', then model.vae_checkpoint=DIR/vae.pt)")
         blob = torch.load(path, map_location="cpu", weights_only=True)
         if "encoder_state" not in blob or "config" not in blob:
             raise ValueError(f"{path} is not a VAE prior checkpoint (keys: {sorted(blob)})")
@@ -93,11 +93,13 @@ class PoseVAE(nn.Module):
 
 def train_vae(body_poses: torch.Tensor, epochs: int = 20, batch_size: int = 256,
               lr: float = 1e-3, kl_weight: float = 0.05, seed: int = 0,
-              **vae_kwargs) -> PoseVAE:
-    """Fit a :class:`PoseVAE` to (N, 69) axis-angle body poses; returns it frozen."""
+              device: torch.device | str = "cpu", **vae_kwargs) -> PoseVAE:
+    """Fit a :class:`PoseVAE` to (N, 69) axis-angle body poses on ``device``; returns it
+    frozen (on the CPU)."""
     gen = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
-    vae = PoseVAE(**vae_kwargs)
+    vae = PoseVAE(**vae_kwargs).to(device)
+    body_poses = body_poses.to(device)
     opt = torch.optim.Adam(vae.parameters(), lr=lr)
     for _ in range(epochs):
         for idx in torch.randperm(len(body_poses), generator=gen).split(batch_size):
@@ -105,7 +107,7 @@ def train_vae(body_poses: torch.Tensor, epochs: int = 20, batch_size: int = 256,
             opt.zero_grad()
             loss.backward()
             opt.step()
-    return vae.freeze()
+    return vae.cpu().freeze()
 
 
 def pose_corpus(n: int, seed: int = 12345) -> torch.Tensor:
