@@ -82,7 +82,8 @@ class PoseVAE(nn.Module):
         path = Path(path)
         if not path.exists():
             raise FileNotFoundError(f"VAE prior checkpoint not found: {path} (train one with "
-                                    "'hkmr prior train-vae --corpus POSES.parquet --out DIR', then model.vae_checkpoint=DIR/vae.pt)")
+                                    "'hkmr prior train-vae --corpus POSES.parquet --out DIR', "
+                                    "then model.vae_checkpoint=DIR/vae.pt)")
         blob = torch.load(path, map_location="cpu", weights_only=True)
         if "encoder_state" not in blob or "config" not in blob:
             raise ValueError(f"{path} is not a VAE prior checkpoint (keys: {sorted(blob)})")
