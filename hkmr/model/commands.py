@@ -22,7 +22,7 @@ def load_pose_corpus(path: str | Path) -> torch.Tensor:
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"pose corpus not found: {path} (make one with "
-                                "'hkmr synth poses --n 100000 --out POSES.parquet')")
+                                "'hkmr synth poses --n 100000 --out DIR', then --corpus DIR/poses.parquet)")
     table = pq.read_table(path)
     if "pose" not in table.column_names:
         raise ValueError(f"{path} has no 'pose' column (columns: {table.column_names})")
