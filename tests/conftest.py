@@ -7,9 +7,12 @@ import pytest
 
 @pytest.fixture(scope="session", autouse=True)
 def _hkmr_cache(tmp_path_factory):
-    """Point HKMR_CACHE at a per-session folder so tests never touch ~/.cache/hkmr."""
+    """Point HKMR_CACHE at a per-session folder so tests never touch ~/.cache/hkmr; shorten
+    Ray Train's health check (the sweep forwards it to Ray's workers) so small Train trials
+    end quickly."""
     mp = pytest.MonkeyPatch()
     mp.setenv("HKMR_CACHE", str(tmp_path_factory.mktemp("hkmr_cache")))
+    mp.setenv("RAY_TRAIN_HEALTH_CHECK_INTERVAL_S", "0.2")
     yield
     mp.undo()
 

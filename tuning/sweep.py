@@ -106,19 +106,23 @@ def plan_sweep(experiment: str | Path, preset: str = "smoke", seeds: int | None 
     return SweepPlan(exp, preset, name, storage, space, spec, samples, max_concurrent)
 
 
+#: environment variables passed on to Ray's workers when set
+_FORWARDED_ENV = ("RAY_TRAIN_HEALTH_CHECK_INTERVAL_S",)
+
+
 def _init_ray(address: str | None, cpus: int | None = None) -> None:
     import ray
 
     if ray.is_initialized():
         return
-    env = {"RAY_TRAIN_HEALTH_CHECK_INTERVAL_S": os.environ.get(
-        "RAY_TRAIN_HEALTH_CHECK_INTERVAL_S", "0.2")}
-    os.environ.update(env)
+    # Ray settings the caller exported (the tests shorten Train's health check) reach every
+    # worker, also on a cluster; nothing is forced on users
+    env = {k: os.environ[k] for k in _FORWARDED_ENV if k in os.environ}
+    runtime_env = {"env_vars": env} if env else None
     if address:
-        ray.init(address=address, runtime_env={"env_vars": env})
-    else:
-        ray.init(num_cpus=cpus or os.cpu_count(), runtime_env={"env_vars": env},
-                 include_dashboard=False)
+        ray.init(address=address, runtime_env=runtime_env)
+    else:  # cpus None: Ray's own detection, which honours container (cgroup) CPU limits
+        ray.init(num_cpus=cpus, runtime_env=runtime_env, include_dashboard=False)
 
 
 def shared_root(storage: Path | str, address: str | None) -> Path | None:
