@@ -12,9 +12,12 @@ nodes=${2:-2}
 cpus=${3:-1}
 port=${4:-6390}
 ray_bin=${RAY:-ray}
+# token authentication: RAY_AUTH_MODE=token cluster/local_cluster.sh start ... (then run the
+# sweep with RAY_AUTH_MODE=token too; the token is ~/.ray/auth_token, made here if missing)
 export RAY_AUTH_MODE=${RAY_AUTH_MODE:-disabled}
 case "$cmd" in
   start)
+    if [ "$RAY_AUTH_MODE" = token ]; then "$ray_bin" get-auth-token --generate >/dev/null; fi
     "$ray_bin" start --head --node-ip-address=127.0.0.1 --port="$port" --num-cpus=0 \
       --include-dashboard=false --disable-usage-stats
     for i in $(seq 1 "$nodes"); do
