@@ -279,8 +279,11 @@ class SpinDataset(OccludableDataset):
             raise IndexError(index)
         params = self.augment.sample(_aug_rng()) if self.augment is not None else AugParams()
         r = int(self.rows[index])
-        return make_item(self.sample(index, params), index, r, int(self.view[r]),
+        item = make_item(self.sample(index, params), index, r, int(self.view[r]),
                          self.occlusion, self.occlusion_seed)
+        if "S" in self.data:  # the raw J24 ground truth, for the Human3.6M evaluation
+            item["s24"] = torch.from_numpy(self.data["S"][r].astype(np.float32))
+        return item
 
 
 class MixtureDataset(Dataset):

@@ -59,13 +59,17 @@ def load_npz(path: str | Path) -> dict[str, np.ndarray]:
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such SPIN .npz file")
+    data, key = {}, None
     try:
         with np.load(path, allow_pickle=False) as npz:
-            data = {k: npz[k] for k in npz.files if k in _SHAPES or k == "imgname"}
+            for key in npz.files:
+                if key in _SHAPES or key == "imgname":
+                    data[key] = npz[key]
     except (zipfile.BadZipFile, OSError, EOFError) as err:
         raise ValueError(f"{path}: not a readable .npz file ({err})") from None
     except ValueError as err:  # object arrays need pickle; refuse rather than execute code
-        raise ValueError(f"{path}: holds object arrays ({err}); re-save with plain arrays") from None
+        raise ValueError(f"{path}: key {key!r} holds an object array ({err}); re-save it as a "
+                         "plain (e.g. string or float) array") from None
     missing = [k for k in REQUIRED_KEYS if k not in data]
     if missing:
         raise ValueError(f"{path}: missing required key(s) {', '.join(map(repr, missing))} "

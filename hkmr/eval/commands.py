@@ -13,6 +13,8 @@ import torch
 from ..body.kinematics import JointKinematics
 from ..checkpoint import checkpoint_file, load_estimator
 from ..config import Config, ConfigError, make_config, parse_override, to_dict
+from ..data.h36m import (REGRESSOR_FILE, REGRESSOR_SOURCE, find_regressor,
+                         load_regressor)
 from ..data.shards import load_manifest
 from ..data.source import ImageTestSets
 from ..data.synthetic import ensure_synthetic
@@ -42,6 +44,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "the checkpoint's config, generated into the cache if missing)")
     ev.add_argument("--spin-npz", type=Path, help="SPIN-format .npz to evaluate Table 1 on")
     ev.add_argument("--spin-images", type=Path, help="image folder of --spin-npz")
+    ev.add_argument("--h36m-regressor", type=Path, help="J_regressor_h36m.npy: Human3.6M joints "
+                    "regressed from the predicted mesh, as the paper's Table 1 (default: the "
+                    "file beside --spin-npz or in its parent folder, SPIN's data/ layout)")
     add_out(ev, what="default: the checkpoint's folder")
     add_device(ev)
     add_batch_size(ev)
@@ -92,8 +97,10 @@ def evaluate_and_write(model, body, device: torch.device, test_sets, out_dir: Pa
     if getattr(args, "spin_npz", None):
         if not args.spin_images:
             raise ValueError("--spin-npz needs --spin-images (the folder of its images)")
+        regressor, meta["spin_joints"] = spin_regressor(args, body)
         metrics.update(evaluate_spin(model, kin, args.spin_npz, args.spin_images, device,
-                                     size=size, batch_size=args.batch_size, limit=args.limit))
+                                     size=size, batch_size=args.batch_size, limit=args.limit,
+                                     body=body, regressor=regressor))
     meta.update(data=test_sets.location, suites=",".join(suites),
                 limit=args.limit, degree_limit=args.degree_limit,
                 eval_seconds=round(time.perf_counter() - start, 1))
@@ -102,6 +109,19 @@ def evaluate_and_write(model, body, device: torch.device, test_sets, out_dir: Pa
         print("\nMPJPE (mm), synthetic test split:\n" + table1_markdown(metrics))
     print(f"wrote {', '.join(str(p) for p in paths.values())}")
     return metrics
+
+
+def spin_regressor(args, body) -> tuple[torch.Tensor | None, str]:
+    """The H36M regressor for ``--spin-npz`` (given or found beside it) and the label of the
+    joints the SPIN-format numbers use."""
+    path = getattr(args, "h36m_regressor", None) or find_regressor(Path(args.spin_npz).parent)
+    if path is None:
+        print(f"note: no {REGRESSOR_FILE} given or beside {args.spin_npz}: the SPIN-format "
+              "MPJPE uses SMPL's kinematic joints and is NOT comparable with the paper's "
+              f"Table 1; get the file from {REGRESSOR_SOURCE} and pass --h36m-regressor")
+        return None, "smpl_joints (no H36M regressor)"
+    reg = torch.from_numpy(load_regressor(path, body.num_vertices))
+    return reg, f"h36m_regressor {path}"
 
 
 def _data_root(cfg: Config, data: Path | None) -> Path:
