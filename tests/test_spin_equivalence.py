@@ -8,7 +8,6 @@ TOL_MM on the mean MPJPE of an untrained model (~240-360 mm). Measured: 0.02-0.2
 standard column, up to 0.87 mm on P2's 4 bar-occluded images. The SMPL-joint reading of the
 H36M-regressed file is ~5 mm off, so the tolerance tells the two joint sets apart."""
 
-import numpy as np
 import pytest
 import torch
 from conftest import model_with_data_statistics
@@ -20,7 +19,8 @@ from hkmr.data.datasets import SyntheticDataset
 from hkmr.data.source import ImageTestSets
 from hkmr.data.spin import SMPL_FROM_J24
 from hkmr.eval.h36m import h36m_errors
-from hkmr.eval.suites import evaluate_spin, evaluate_suites, predict, predicted_vertices
+from hkmr.eval.predict import predict, predicted_vertices
+from hkmr.eval.suites import evaluate_spin, evaluate_suites
 from hkmr.data.h36m import s24_from_h36m17
 
 TINY = ["data.synth_train=16", "data.synth_val=6", "data.synth_test=4", "data.synth_size=64",

@@ -14,6 +14,7 @@ from torch.utils.data import Subset
 
 from ..data.h36m import H36M_TO_J14, J24_TO_J14, PELVIS
 from .metrics import pa_mpjpe
+from .predict import predict, predicted_vertices
 
 
 def h36m_joints14(regressor: torch.Tensor, vertices: torch.Tensor) -> torch.Tensor:
@@ -37,8 +38,6 @@ def h36m_errors(regressor: torch.Tensor, vertices: torch.Tensor, s24: torch.Tens
 def h36m_pass(model, body, regressor: torch.Tensor, dataset, indices, device, *,
               batch_size: int, size: int) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """Run ``model`` on ``dataset[indices]`` (items with ``s24``); (positions, errors)."""
-    from .suites import predict, predicted_vertices
-
     index, errors = [], {"mpjpe": [], "pa_mpjpe": []}
     for batch, out in predict(model, Subset(dataset, [int(i) for i in np.asarray(indices)]),
                               device, batch_size, size=size):

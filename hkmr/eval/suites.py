@@ -37,8 +37,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
-from torch.utils.data import DataLoader, Dataset, Subset
+from torch.utils.data import Dataset, Subset
 
 from ..body.kinematics import JointKinematics
 from ..data.datasets import SpinDataset
@@ -48,6 +47,7 @@ from ..data.source import TestSets
 from ..data.views import FRONTAL_VIEW
 from ..model.estimator import MeshEstimator, weak_perspective
 from .h36m import h36m_pass
+from .predict import predict, predicted_vertices
 from .metrics import mpjpe, mpjpe_2d, pa_mpjpe, pck, select_eval_joints
 from .segmentation import SegmentationAccumulator
 
@@ -70,27 +70,6 @@ def parse_suites(text: str) -> tuple[str, ...]:
         raise ValueError(f"unknown suite(s) {', '.join(bad) or repr(text)}; choose from "
                          f"{', '.join(SUITES)} or all")
     return tuple(s for s in SUITES if s in names)
-
-
-@torch.no_grad()
-def predict(model: MeshEstimator, dataset, device: torch.device, batch_size: int = 64,
-            limit: int = 0, keys: tuple[str, ...] = (), size: int | None = None):
-    """Yield (batch, final regressor output) over ``dataset`` (the first ``limit`` items).
-
-    ``size``: the model's input side; images of another size are resized (bilinear)."""
-    if limit and limit < len(dataset):
-        dataset = Subset(dataset, range(limit))
-    model.eval()
-    for batch in DataLoader(dataset, batch_size=batch_size, shuffle=False):
-        if "features" in batch:  # a feature dataset (frozen-features regime)
-            yield batch, model(features=batch["features"].to(device))[-1]
-            continue
-        img = batch["img"].to(device)
-        if size and img.shape[-1] != size:
-            img = F.interpolate(img, size=(size, size), mode="bilinear", align_corners=False,
-                                antialias=True)
-        out = model(img)[-1]
-        yield batch, out
 
 
 @torch.no_grad()
@@ -171,13 +150,6 @@ def _run(model, kinematics, dataset: Dataset, indices, device, *, batch_size: in
                  {k: torch.cat(v) for k, v in errors.items()},
                  {k: torch.cat(v) for k, v in pts.items()} if with_2d else None,
                  seg.result() if seg is not None else None)
-
-
-def predicted_vertices(out, body) -> torch.Tensor:
-    """The predicted meshes (B, V, 3): the regressed mesh (CMR) or SMPL of Θ, β."""
-    if out.vertices is not None:
-        return out.vertices
-    return body.forward(out.pose[:, :1], out.pose[:, 1:], out.betas).vertices
 
 
 def _mean(values: torch.Tensor) -> float:
