@@ -90,14 +90,15 @@ def evaluate_and_write(model, body, device: torch.device, test_sets, out_dir: Pa
     """The suites on ``test_sets`` (and a SPIN-format set when ``args.spin_npz``), written to
     ``out_dir`` with ``meta``; prints the Table 1 MPJPE table. Shared with ``hkmr train``."""
     kin = JointKinematics(body).to(device)
+    if getattr(args, "spin_npz", None):  # bad real-data input fails before any work
+        if not args.spin_images:
+            raise ValueError("--spin-npz needs --spin-images (the folder of its images)")
+        regressor, meta["spin_joints"] = spin_regressor(args, body)
     start = time.perf_counter()
     metrics = evaluate_suites(model, body, kin, test_sets, device, size=size,
                               batch_size=args.batch_size, limit=args.limit, suites=suites,
                               degree_limit=args.degree_limit)
     if getattr(args, "spin_npz", None):
-        if not args.spin_images:
-            raise ValueError("--spin-npz needs --spin-images (the folder of its images)")
-        regressor, meta["spin_joints"] = spin_regressor(args, body)
         metrics.update(evaluate_spin(model, kin, args.spin_npz, args.spin_images, device,
                                      size=size, batch_size=args.batch_size, limit=args.limit,
                                      body=body, regressor=regressor))

@@ -132,7 +132,8 @@ def summary_markdown(metrics: Mapping[str, Value], title: str = "Evaluation",
             + "\n")
     if any(k.startswith("spin_") for k in metrics):
         groups = sorted({k.split("_")[1] for k in metrics if k.startswith("spin_")})
-        parts.append("## Table 1 on the SPIN-format set: MPJPE (mm)\n")
+        joints = (meta or {}).get("spin_joints", "smpl_joints (no H36M regressor)")
+        parts.append(f"## Table 1 on the SPIN-format set: MPJPE (mm; joints: {joints})\n")
         parts.append(table1_markdown(metrics, prefix="spin_", protocols=groups))
     if any(k.startswith("degree_") for k in metrics):
         parts.append("## Fig. 6: MPJPE against degree of occlusion\n")
