@@ -82,6 +82,7 @@ class DataConfig:
     spin_npz: str | None = None  # SPIN-format .npz joined to the training mixture
     spin_images: str | None = None  # image root of spin_npz
     spin_weight: float = _range(0.5, 0.0, 1.0, "share of SPIN samples in the mixture")
+    mean_params: str | None = None  # SPIN's smpl_mean_params.npz: the regressors' start
     augment: bool = True
     workers: int = _range(0, 0, 64, "DataLoader worker processes")
     val_protocol: Literal["P1", "P2"] = "P1"

@@ -103,3 +103,32 @@ def view_from_name(name: str) -> int:
         if serial in name:
             return view
     return -1
+
+
+def load_mean_params(path: str | Path) -> dict[str, np.ndarray]:
+    """SPIN's ``smpl_mean_params.npz`` (keys ``pose`` (144,): 24 rotations in the 6D form of
+    Zhou et al. 2019 as SPIN stores them, each the first two columns of the rotation matrix
+    read row-major as (3, 2); ``shape`` (10,); ``cam`` (3,)) -> the regressors' start as
+    ``pose`` (72,) axis-angle, ``betas`` (10,), ``cam`` (3,)."""
+    from scipy.spatial.transform import Rotation
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such smpl_mean_params.npz (SPIN's data bundle)")
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            values = {k: npz[k] for k in npz.files}
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError) as err:
+        raise ValueError(f"{path}: not a readable plain .npz ({err})") from None
+    for key, shape in (("pose", (144,)), ("shape", (10,)), ("cam", (3,))):
+        got = values[key].reshape(-1).shape if key in values else None
+        if got != shape:
+            raise ValueError(f"{path}: key {key!r} has shape {got}, expected {shape}")
+    cols = values["pose"].astype(np.float64).reshape(24, 3, 2)
+    b1 = cols[..., 0] / np.linalg.norm(cols[..., 0], axis=-1, keepdims=True)
+    a2 = cols[..., 1] - (b1 * cols[..., 1]).sum(-1, keepdims=True) * b1
+    b2 = a2 / np.linalg.norm(a2, axis=-1, keepdims=True)
+    rot = np.stack([b1, b2, np.cross(b1, b2)], axis=-1)  # columns b1, b2, b3
+    return {"pose": Rotation.from_matrix(rot).as_rotvec().reshape(72),
+            "betas": values["shape"].reshape(10).astype(np.float64),
+            "cam": values["cam"].reshape(3).astype(np.float64)}
