@@ -67,6 +67,47 @@ class LossConfig:
     w_vertices: float = _range(5.0, 0.0, 1e4, "L1 on a regressed mesh (CMR), as w_3d")
 
 
+@dataclass(frozen=True)
+class DatasetEntry:
+    """One set of the training mixture (``data.datasets``): a SPIN-format ``npz`` with its
+    ``images`` root, or ``synthetic: true`` (the rendered train split), and its ``weight``
+    (share of the mixture, normalised over the list)."""
+
+    npz: str | None = None
+    images: str | None = None
+    weight: float = 1.0
+    synthetic: bool = False
+
+
+def _check_datasets(key: str, value: Any) -> list[DatasetEntry] | None:
+    if value is None:
+        return None
+    if not isinstance(value, (list, tuple)) or not value:
+        raise ConfigError(f"{key} must be a non-empty list of {{npz, images, weight}} or "
+                          f"{{synthetic: true, weight}} entries, got {value!r}")
+    names = {f.name for f in dataclasses.fields(DatasetEntry)}
+    out = []
+    for i, item in enumerate(value):
+        where = f"{key}[{i}]"
+        if isinstance(item, DatasetEntry):
+            item = dataclasses.asdict(item)
+        if not isinstance(item, dict) or set(item) - names:
+            raise ConfigError(f"{where}={item!r}: allowed keys are {', '.join(sorted(names))}")
+        weight = item.get("weight", 1.0)
+        if isinstance(weight, bool) or not isinstance(weight, (int, float)) or weight < 0:
+            raise ConfigError(f"{where}.weight={weight!r} must be a number >= 0")
+        synthetic = item.get("synthetic", False)
+        if not isinstance(synthetic, bool):
+            raise ConfigError(f"{where}.synthetic={synthetic!r} must be true or false")
+        paths = [item.get("npz"), item.get("images")]
+        if synthetic == any(paths) or not (synthetic or all(isinstance(p, str) for p in paths)):
+            raise ConfigError(f"{where}: give either npz and images (paths) or synthetic: true")
+        out.append(DatasetEntry(paths[0], paths[1], float(weight), synthetic))
+    if sum(e.synthetic for e in out) > 1 or sum(e.weight for e in out) <= 0:
+        raise ConfigError(f"{key}: at most one synthetic entry, and weights with a positive sum")
+    return out
+
+
 @dataclass
 class DataConfig:
     """Training and evaluation data. ``synthetic`` names a folder made by
@@ -83,6 +124,10 @@ class DataConfig:
     spin_images: str | None = None  # image root of spin_npz
     spin_weight: float = _range(0.5, 0.0, 1.0, "share of SPIN samples in the mixture")
     mean_params: str | None = None  # SPIN's smpl_mean_params.npz: the regressors' start
+    #: SPIN's training mixture: SPIN-format sets (and the synthetic one) with weights;
+    #: replaces spin_npz / spin_weight. See DatasetEntry.
+    datasets: list[DatasetEntry] | None = field(default=None,
+                                                    metadata={"parse": _check_datasets})
     augment: bool = True
     workers: int = _range(0, 0, 64, "DataLoader worker processes")
     val_protocol: Literal["P1", "P2"] = "P1"
@@ -131,6 +176,8 @@ class ConfigError(ValueError):
 
 
 def _check(key: str, f: dataclasses.Field, value: Any, hint: Any) -> Any:
+    if "parse" in f.metadata:  # a structured key with its own checker
+        return f.metadata["parse"](key, value)
     origin = typing.get_origin(hint)
     if origin is Literal:
         if value not in typing.get_args(hint):
