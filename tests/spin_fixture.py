@@ -18,7 +18,8 @@ from hkmr.data.h36m import H36M17_NAMES, s24_from_h36m17
 from hkmr.data.spin import H36M_CAMERAS, SMPL_FROM_J24
 
 SERIAL = {view: serial for serial, view in H36M_CAMERAS.items()}
-UPSCALE = 2  # the original image holds the crop at twice its resolution
+UPSCALE = 2  # the original holds the crop at twice its resolution (pixel-doubled, so the
+#             200 * scale crop resampled back to the crop side reproduces it but for the JPEG)
 #: H36M joint -> (SMPL joint, weight) rows of SMPL's joint regressor it mixes. H36M's hips
 #: sit away from SMPL's (here a quarter of the way to the pelvis), which is why Table 1 on
 #: real data needs the H36M regressor.
@@ -69,10 +70,13 @@ def write_spin_fixture(synth_root: Path, out: Path, body, regressor: np.ndarray 
         ox, oy = 17 + 13 * (r % 5), 9 + 7 * (r % 3)
         canvas = np.full((oy + side + 40, ox + side + 55, 3), 90, np.uint8)
         canvas[oy:oy + side, ox:ox + side] = cv2.resize(s["img"], (side, side),
-                                                        interpolation=cv2.INTER_LINEAR)
+                                                        interpolation=cv2.INTER_NEAREST)
         (out / name).parent.mkdir(parents=True, exist_ok=True)
         assert cv2.imwrite(str(out / name), cv2.cvtColor(canvas, cv2.COLOR_RGB2BGR),
-                           [cv2.IMWRITE_JPEG_QUALITY, quality])
+                           [cv2.IMWRITE_JPEG_QUALITY, quality,  # 4:4:4: our textured
+                            cv2.IMWRITE_JPEG_SAMPLING_FACTOR,  # crops lose ~10 grey levels
+                            cv2.IMWRITE_JPEG_SAMPLING_FACTOR_444])  # to 4:2:0 chroma
+
         # the crop is the side x side square at (ox, oy); SPIN's scale holds its 1.2 margin,
         # as our renderer's framing does (the body fills ~1/1.2 of the crop)
         center = np.array([ox + side / 2 - 0.5, oy + side / 2 - 0.5])
