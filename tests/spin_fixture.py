@@ -16,6 +16,7 @@ from hkmr.body.joints import JOINT_INDEX as J
 from hkmr.data.datasets import SyntheticDataset
 from hkmr.data.h36m import H36M17_NAMES, s24_from_h36m17
 from hkmr.data.spin import H36M_CAMERAS, SMPL_FROM_J24
+from hkmr.eval.segmentation import relabel
 
 SERIAL = {view: serial for serial, view in H36M_CAMERAS.items()}
 UPSCALE = 2  # the original holds the crop at twice its resolution (pixel-doubled, so the
@@ -50,13 +51,26 @@ def _smpl_to_j24(smpl: np.ndarray) -> np.ndarray:
     return out
 
 
+def _write_masks(out: Path, r: int, parts: np.ndarray, shape, ox: int, oy: int, side: int):
+    """UP-3D-style LSP annotations of row r from the rendered part map: the foreground mask
+    and the 6-part labels (our PART_GROUPS order), 255 (ignore) on a 3 px frame."""
+    coarse = relabel(torch.from_numpy(parts.astype(np.int64)), "part").numpy().astype(np.uint8)
+    big = np.zeros(shape, np.uint8)
+    big[oy:oy + side, ox:ox + side] = cv2.resize(coarse, (side, side),
+                                                 interpolation=cv2.INTER_NEAREST)
+    (out / "masks").mkdir(exist_ok=True)
+    assert cv2.imwrite(str(out / f"masks/{r:05d}_segmentation.png"), (big > 0).astype(np.uint8) * 255)
+    big[:3], big[-3:], big[:, :3], big[:, -3:] = 255, 255, 255, 255
+    assert cv2.imwrite(str(out / f"masks/{r:05d}_part_segmentation.png"), big)
+
+
 def write_spin_fixture(synth_root: Path, out: Path, body, regressor: np.ndarray | None = None,
                        quality: int = 100) -> Path:
     """Write ``out/h36m_valid.npz`` and ``out/images/S*/...jpg`` from the test split of
     ``synth_root``. Row r is the image with ``image_id`` r (the occluders are keyed by it).
     ``S``: with ``regressor``, the H36M joints of the true mesh as SPIN's preprocessing writes
     them; without, the true SMPL joints (pelvis-centred) in J24 slots."""
-    ds = SyntheticDataset(synth_root, "test", "P1")
+    ds = SyntheticDataset(synth_root, "test", "P1")  # its samples carry the part maps
     order = np.argsort([int(ds[i]["image_id"]) for i in range(len(ds))])
     size = ds.sample(0)["img"].shape[0]
     side = UPSCALE * size
@@ -92,6 +106,7 @@ def write_spin_fixture(synth_root: Path, out: Path, body, regressor: np.ndarray 
                 verts = body.forward_pose(torch.as_tensor(s["pose"])[None].float(),
                                           torch.as_tensor(s["betas"])[None].float()).vertices
             S = s24_from_h36m17(regressor @ verts[0].numpy())
+        _write_masks(out, r, s["parts"], canvas.shape[:2], ox, oy, side)
         names.append(name), centers.append(center), parts.append(part), s24.append(S)
         poses.append(s["pose"]), shapes.append(s["betas"])
     n = len(names)

@@ -1,5 +1,5 @@
-"""``hkmr eval --spin-npz`` through the CLI on the SPIN-format fixture: with the H36M regressor
-(given or found in SPIN's data/ layout) the result says so; without, it is labelled SMPL-joint
+"""``hkmr eval --spin-npz`` (and ``--lsp-npz``) through the CLI on the SPIN-format fixture:
+with the H36M regressor (given or found in SPIN's data/ layout) the result says so; without, it is labelled SMPL-joint
 based and the message says where to get the file; a regressor of the wrong size fails before
 anything is written."""
 
@@ -41,11 +41,15 @@ def _eval(run, out, *extra):
 
 
 def test_eval_finds_the_regressor_in_spins_layout(run, tmp_path):
-    assert _eval(run, tmp_path) == 0
+    npz = run[1] / "dataset_extras" / "h36m_valid_protocol1.npz"  # it carries LSP-style masks
+    assert _eval(run, tmp_path, "--lsp-npz", str(npz), "--lsp-images", str(run[1])) == 0
     blob = json.loads((tmp_path / "metrics.json").read_text())
     assert blob["meta"]["spin_joints"] == f"h36m_regressor {run[1] / 'J_regressor_h36m.npy'}"
     assert np.isfinite(blob["metrics"]["spin_P2_standard_mpjpe"])
-    assert "MPJPE (mm; joints: h36m_regressor" in (tmp_path / "summary.md").read_text()
+    summary = (tmp_path / "summary.md").read_text()
+    assert "MPJPE (mm; joints: h36m_regressor" in summary
+    assert "Table 5 (left) on the SPIN-format LSP set (4 images)" in summary
+    assert 0 <= blob["metrics"]["lsp_seg_fb_acc"] <= 100
 
 
 def test_without_the_regressor_the_result_is_labelled_smpl_joints(run, tmp_path, capsys):

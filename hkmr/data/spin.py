@@ -5,7 +5,8 @@ Keys: ``imgname`` (N,) paths relative to an image root, ``center`` (N, 2) and ``
 (the crop is the square of side ``200 * scale`` px about ``center``; SPIN's scale already holds
 its 1.2x margin), and optionally ``part`` (N, 24, 3) 2D joints in pixels with visibility,
 ``S`` (N, 24, 4) 3D joints in metres with confidence, ``pose`` (N, 72), ``shape`` (N, 10),
-``has_smpl`` (N,). Extra keys are ignored. Joints are in SPIN's J24 order (:data:`J24_NAMES`)
+``has_smpl`` (N,), ``maskname``/``partname`` (N,) (LSP's masks, Table 5). Extra keys are
+ignored. Joints are in SPIN's J24 order (:data:`J24_NAMES`)
 and are mapped to SMPL's 24 joints by :data:`SMPL_FROM_J24`; SMPL joints with no counterpart
 get confidence 0.
 """
@@ -39,6 +40,8 @@ SMPL_FROM_J24: dict[int, tuple[int, ...]] = {
 }
 
 REQUIRED_KEYS = ("imgname", "center", "scale")
+#: file names per row: the image, and LSP's UP-3D mask / part annotation (Table 5)
+_NAMES = ("imgname", "maskname", "partname")
 _SHAPES = {"center": (2,), "scale": (), "part": (24, 3), "S": (24, 4), "pose": (72,),
            "shape": (10,), "has_smpl": ()}
 
@@ -63,7 +66,7 @@ def load_npz(path: str | Path) -> dict[str, np.ndarray]:
     try:
         with np.load(path, allow_pickle=False) as npz:
             for key in npz.files:
-                if key in _SHAPES or key == "imgname":
+                if key in _SHAPES or key in _NAMES:
                     data[key] = npz[key]
     except (zipfile.BadZipFile, OSError, EOFError) as err:
         raise ValueError(f"{path}: not a readable .npz file ({err})") from None
@@ -79,7 +82,12 @@ def load_npz(path: str | Path) -> dict[str, np.ndarray]:
         if key in data and data[key].shape != (n, *shape):
             raise ValueError(f"{path}: key {key!r} has shape {data[key].shape}, expected "
                              f"{(n, *shape)}")
-    data["imgname"] = data["imgname"].astype(str)
+    for key in _NAMES:
+        if key in data:
+            if data[key].shape != (n,):
+                raise ValueError(f"{path}: key {key!r} has shape {data[key].shape}, expected "
+                                 f"({n},)")
+            data[key] = data[key].astype(str)
     return data
 
 

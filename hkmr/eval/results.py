@@ -146,6 +146,11 @@ def summary_markdown(metrics: Mapping[str, Value], title: str = "Evaluation",
         n = format_value(metrics.get("seg_images"), 0)
         parts.append(f"## Table 5 (left): segmentation of the rendered prediction ({n} images)\n")
         parts.append(segmentation_markdown(metrics))
+    if any(k.startswith("lsp_seg_") for k in metrics):
+        n = format_value(metrics.get("lsp_seg_images"), 0)
+        parts.append(f"## Table 5 (left) on the SPIN-format LSP set ({n} images)\n")
+        parts.append(segmentation_markdown({k[4:]: v for k, v in metrics.items()
+                                            if k.startswith("lsp_seg_")}))
     return "\n".join(parts)
 
 
