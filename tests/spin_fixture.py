@@ -1,7 +1,7 @@
 """A SPIN-format dataset written from our renderer, shaped like SPIN's real files: original-
 image pixel coordinates with ``center``/``scale``, JPEGs in nested folders with Human3.6M
 names and camera serials, every key the real files carry (``openpose``, ``gender`` strings,
-``maskname``/``partname``) and unused extras; plus an H36M-style regressor for the procedural
+``maskname``/``partname``), unused extras and our ``part_visible``; plus an H36M-style regressor for the procedural
 body. Used by the equivalence and ``hkmr data check`` tests."""
 
 from __future__ import annotations
@@ -74,7 +74,7 @@ def write_spin_fixture(synth_root: Path, out: Path, body, regressor: np.ndarray 
     order = np.argsort([int(ds[i]["image_id"]) for i in range(len(ds))])
     size = ds.sample(0)["img"].shape[0]
     side = UPSCALE * size
-    names, centers, parts, s24, poses, shapes = [], [], [], [], [], []
+    names, centers, parts, s24, poses, shapes, visible = [], [], [], [], [], [], []
     for r, i in enumerate(order):
         s, item = ds.sample(int(i)), ds[int(i)]
         assert int(item["image_id"]) == r, "test split image ids are not 0..N-1"
@@ -98,6 +98,7 @@ def write_spin_fixture(synth_root: Path, out: Path, body, regressor: np.ndarray 
         kp = s["keypoints"].copy()
         kp[:, :2] = center + 100 * scale * kp[:, :2]
         part = _smpl_to_j24(kp)
+        visible.append(_smpl_to_j24(s["visible"][:, None])[:, 0])
         if regressor is None:
             j = s["joints3d"][:, :3] - s["joints3d"][:1, :3]
             S = _smpl_to_j24(np.concatenate([j, np.ones((24, 1))], 1))
@@ -113,7 +114,7 @@ def write_spin_fixture(synth_root: Path, out: Path, body, regressor: np.ndarray 
     np.savez(out / "h36m_valid.npz", imgname=np.array(names), center=np.array(centers),
              scale=np.full(n, side / 200.0), part=np.array(parts), S=np.array(s24),
              pose=np.array(poses), shape=np.array(shapes), has_smpl=np.ones(n),
-             openpose=np.zeros((n, 25, 3)), gender=np.array(["m", "f"] * (n // 2) + ["m"] * (n % 2)),
+             part_visible=np.array(visible), openpose=np.zeros((n, 25, 3)), gender=np.array(["m", "f"] * (n // 2) + ["m"] * (n % 2)),
              maskname=np.array([f"masks/{k:05d}_segmentation.png" for k in range(n)]),
              partname=np.array([f"masks/{k:05d}_part_segmentation.png" for k in range(n)]),
              zoom=np.ones(n), sequence=np.array(["Directions_1"] * n))  # extras, unused

@@ -42,7 +42,8 @@ def _eval(run, out, *extra):
 
 def test_eval_finds_the_regressor_in_spins_layout(run, tmp_path):
     npz = run[1] / "dataset_extras" / "h36m_valid_protocol1.npz"  # it carries LSP-style masks
-    assert _eval(run, tmp_path, "--lsp-npz", str(npz), "--lsp-images", str(run[1])) == 0
+    assert _eval(run, tmp_path, "--lsp-npz", str(npz), "--lsp-images", str(run[1]),
+                 "--mpii-npz", str(npz), "--mpii-images", str(run[1])) == 0
     blob = json.loads((tmp_path / "metrics.json").read_text())
     assert blob["meta"]["spin_joints"] == f"h36m_regressor {run[1] / 'J_regressor_h36m.npy'}"
     assert np.isfinite(blob["metrics"]["spin_P2_standard_mpjpe"])
@@ -50,6 +51,8 @@ def test_eval_finds_the_regressor_in_spins_layout(run, tmp_path):
     assert "MPJPE (mm; joints: h36m_regressor" in summary
     assert "Table 5 (left) on the SPIN-format LSP set (4 images)" in summary
     assert 0 <= blob["metrics"]["lsp_seg_fb_acc"] <= 100
+    assert "Table 4 (right) on the SPIN-format MPII set" in summary
+    assert blob["metrics"]["mpii_invisible_joints"] > 0
 
 
 def test_without_the_regressor_the_result_is_labelled_smpl_joints(run, tmp_path, capsys):

@@ -22,6 +22,7 @@ from hkmr.data.datasets import SpinDataset, SyntheticDataset
 from hkmr.data.source import ImageTestSets
 from hkmr.data.spin import SMPL_FROM_J24
 from hkmr.eval.h36m import h36m_errors
+from hkmr.eval.mpii import evaluate_spin_invisible
 from hkmr.eval.predict import predict, predicted_vertices
 from hkmr.eval.suites import evaluate_spin, evaluate_suites
 from hkmr.data.h36m import s24_from_h36m17
@@ -92,6 +93,22 @@ def test_spin_crops_reproduce_the_rendered_images_and_targets(setup, body_model,
         np.testing.assert_allclose(a["joints3d"][mapped, :3],
                                    b["joints3d"][mapped, :3] - b["joints3d"][:1, :3], atol=1e-6)
     assert int(spin[1]["view"]) == int(synth[by_id[1]]["view"])
+
+
+def test_invisible_joints_match_the_synthetic_suite(setup, body_model, tmp_path):
+    """Table 4 (right) through the SPIN path (part_visible as MPII's annotation) equals the
+    synthetic suite on the same images and joints."""
+    model, root, kin = setup
+    npz = write_spin_fixture(root, tmp_path, body_model)
+    synth = evaluate_suites(model, body_model, kin, AnnotatedTestSets(root), CPU,
+                            suites=("invisible",))
+    spin = evaluate_spin_invisible(model, kin, npz, tmp_path, CPU, size=64)
+    assert spin["mpii_invisible_joints"] == synth["invisible_joints"] > 0
+    assert spin["mpii_all_joints"] == synth["all_joints"]
+    for key in ("invisible_mpjpe_2d_px", "all_mpjpe_2d_px"):
+        assert spin[f"mpii_{key}"] == pytest.approx(synth[key], abs=0.05), key
+    for key in ("invisible_pck", "all_pck"):
+        assert spin[f"mpii_{key}"] == pytest.approx(synth[key], abs=2.0), key
 
 
 def _reference(model, body, regressor, dataset):

@@ -254,15 +254,18 @@ class SpinDataset(OccludableDataset):
         center, scale = d["center"][r].astype(np.float64), float(d["scale"][r])
         if not scale > 0:
             raise ValueError(f"{self.path}: scale[{r}] = {scale} must be positive")
-        kp = np.zeros((24, 3))
+        kp, visible = np.zeros((24, 3)), np.zeros(24)
         if "part" in d:
             part = d["part"][r].astype(np.float64).copy()
             part[:, :2] = (part[:, :2] - center) / (100.0 * scale)
             kp = j24_to_smpl(part)
+            visible = (kp[:, 2] > 0).astype(np.float64)
+            if "part_visible" in d:  # annotated visibility, picked as the joints were
+                visible = j24_to_smpl(np.stack([d["part_visible"][r], part[:, 2]], 1))[:, 0]
         j3d = j24_to_smpl(d["S"][r].astype(np.float64)) if "S" in d else np.zeros((24, 4))
         has_smpl = float(d["has_smpl"][r]) if "has_smpl" in d else float("pose" in d)
         sample = {
-            "keypoints": kp, "visible": (kp[:, 2] > 0).astype(np.float32), "joints3d": j3d,
+            "keypoints": kp, "visible": visible.astype(np.float32), "joints3d": j3d,
             "pose": d["pose"][r] if "pose" in d else np.zeros(72),
             "betas": d["shape"][r] if "shape" in d else np.zeros(10),
             "has_smpl": has_smpl, "has_joints3d": float(j3d[:, 3].sum() > 0),

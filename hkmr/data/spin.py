@@ -6,7 +6,8 @@ Keys: ``imgname`` (N,) paths relative to an image root, ``center`` (N, 2) and ``
 its 1.2x margin), and optionally ``part`` (N, 24, 3) 2D joints in pixels with visibility,
 ``S`` (N, 24, 4) 3D joints in metres with confidence, ``pose`` (N, 72), ``shape`` (N, 10),
 ``has_smpl`` (N,), ``maskname``/``partname`` (N,) (LSP's masks, Table 5). Extra keys are
-ignored. Joints are in SPIN's J24 order (:data:`J24_NAMES`)
+ignored. Our one addition, not in SPIN's files: ``part_visible`` (N, 24), 1 where a J24 joint
+of ``part`` is annotated visible (MPII's ``is_visible``), for Table 4's invisible joints. Joints are in SPIN's J24 order (:data:`J24_NAMES`)
 and are mapped to SMPL's 24 joints by :data:`SMPL_FROM_J24`; SMPL joints with no counterpart
 get confidence 0.
 """
@@ -43,7 +44,7 @@ REQUIRED_KEYS = ("imgname", "center", "scale")
 #: file names per row: the image, and LSP's UP-3D mask / part annotation (Table 5)
 _NAMES = ("imgname", "maskname", "partname")
 _SHAPES = {"center": (2,), "scale": (), "part": (24, 3), "S": (24, 4), "pose": (72,),
-           "shape": (10,), "has_smpl": ()}
+           "shape": (10,), "has_smpl": (), "part_visible": (24,)}
 
 
 def j24_to_smpl(j24: np.ndarray) -> np.ndarray:

@@ -24,6 +24,7 @@ from ..io import atomic_path
 from ..options import (add_batch_size, add_device, add_eval_limits, add_out, add_overrides,
                        add_suites)
 from .lsp import evaluate_lsp_segmentation
+from .mpii import evaluate_spin_invisible
 from .results import json_ready, table1_markdown, table4_markdown, write_results
 from .suites import evaluate_spin, evaluate_suites, parse_suites
 
@@ -52,6 +53,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "partname: Table 5 (left) against its masks, in the original images")
     ev.add_argument("--lsp-images", type=Path, help="image folder of --lsp-npz")
     ev.add_argument("--lsp-masks", type=Path, help="folder of its masks (default: --lsp-images)")
+    ev.add_argument("--mpii-npz", type=Path, help="SPIN-format MPII-style .npz with "
+                    "part_visible: Table 4 (right), the joints annotated invisible")
+    ev.add_argument("--mpii-images", type=Path, help="image folder of --mpii-npz")
     add_out(ev, what="default: the checkpoint's folder")
     add_device(ev)
     add_batch_size(ev)
@@ -99,8 +103,9 @@ def evaluate_and_write(model, body, device: torch.device, test_sets, out_dir: Pa
         if not args.spin_images:
             raise ValueError("--spin-npz needs --spin-images (the folder of its images)")
         regressor, meta["spin_joints"] = spin_regressor(args, body)
-    if getattr(args, "lsp_npz", None) and not args.lsp_images:
-        raise ValueError("--lsp-npz needs --lsp-images (the folder of its images)")
+    for name in ("lsp", "mpii"):
+        if getattr(args, f"{name}_npz", None) and not getattr(args, f"{name}_images"):
+            raise ValueError(f"--{name}-npz needs --{name}-images (the folder of its images)")
     start = time.perf_counter()
     metrics = evaluate_suites(model, body, kin, test_sets, device, size=size,
                               batch_size=args.batch_size, limit=args.limit, suites=suites,
@@ -113,6 +118,10 @@ def evaluate_and_write(model, body, device: torch.device, test_sets, out_dir: Pa
         metrics.update(evaluate_lsp_segmentation(
             model, body, args.lsp_npz, args.lsp_images, device, size=size,
             mask_root=args.lsp_masks, batch_size=args.batch_size, limit=args.limit))
+    if getattr(args, "mpii_npz", None):
+        metrics.update(evaluate_spin_invisible(model, kin, args.mpii_npz, args.mpii_images,
+                                               device, size=size, batch_size=args.batch_size,
+                                               limit=args.limit))
     meta.update(data=test_sets.location, suites=",".join(suites),
                 limit=args.limit, degree_limit=args.degree_limit,
                 eval_seconds=round(time.perf_counter() - start, 1))

@@ -142,6 +142,11 @@ def summary_markdown(metrics: Mapping[str, Value], title: str = "Evaluation",
         thr = format_value(metrics.get("pck_threshold_px"), 1)
         parts.append(f"## Table 4 (right): invisible joints (PCK at {thr} px)\n")
         parts.append(invisible_markdown(metrics))
+    if any(k.startswith("mpii_") for k in metrics):
+        thr = format_value(metrics.get("mpii_pck_threshold_px"), 1)
+        parts.append(f"## Table 4 (right) on the SPIN-format MPII set (PCK at {thr} px)\n")
+        parts.append(invisible_markdown({k[5:]: v for k, v in metrics.items()
+                                         if k.startswith("mpii_")}))
     if any(k.startswith("seg_") for k in metrics):
         n = format_value(metrics.get("seg_images"), 0)
         parts.append(f"## Table 5 (left): segmentation of the rendered prediction ({n} images)\n")
