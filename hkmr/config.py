@@ -162,12 +162,28 @@ class TrainConfig:
 
 
 @dataclass
+class EvalConfig:
+    """Real (SPIN-format) test sets evaluated after training and by ``hkmr eval`` (whose
+    ``--spin-npz`` etc. flags override these); see ``hkmr.eval.real``."""
+
+    spin_npz: str | None = None  # Table 1 on a SPIN-format set (Human3.6M P1/P2 by camera)
+    spin_images: str | None = None
+    h36m_regressor: str | None = None  # J_regressor_h36m.npy; found beside spin_npz if empty
+    lsp_npz: str | None = None  # Table 5 (left) against LSP's masks
+    lsp_images: str | None = None
+    lsp_masks: str | None = None
+    mpii_npz: str | None = None  # Table 4 (right) with part_visible
+    mpii_images: str | None = None
+
+
+@dataclass
 class Config:
     body: BodyConfig = field(default_factory=BodyConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     loss: LossConfig = field(default_factory=LossConfig)
     data: DataConfig = field(default_factory=DataConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
     seed: int = _range(0, 0, 2**31 - 1)
 
 

@@ -1,7 +1,7 @@
 """``hkmr eval --spin-npz`` (and ``--lsp-npz``) through the CLI on the SPIN-format fixture:
 with the H36M regressor (given or found in SPIN's data/ layout) the result says so; without, it is labelled SMPL-joint
 based and the message says where to get the file; a regressor of the wrong size fails before
-anything is written."""
+anything is written (given as the config key eval.h36m_regressor)."""
 
 import json
 
@@ -68,6 +68,26 @@ def test_without_the_regressor_the_result_is_labelled_smpl_joints(run, tmp_path,
 
 def test_a_regressor_of_the_wrong_size_fails_and_writes_nothing(run, tmp_path, capsys):
     np.save(tmp_path / "bad.npy", np.zeros((17, 100), np.float32))
-    assert _eval(run, tmp_path / "out", "--h36m-regressor", str(tmp_path / "bad.npy")) == 2
+    assert _eval(run, tmp_path / "out", f"eval.h36m_regressor={tmp_path / 'bad.npy'}") == 2
     assert "bad.npy: H36M regressor has shape (17, 100)" in capsys.readouterr().err
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
+def test_a_sweep_trial_evaluates_the_configured_real_sets(tmp_path, body_model):
+    """tuning's final_metrics runs eval.* after the suites (an experiment's preset or the
+    sweep's overrides set them), without Ray: the function a trial calls."""
+    from conftest import trainer_for
+    from tuning.spec import TrialSpec
+    from tuning.trainable import final_metrics
+
+    from hkmr.config import load_config
+
+    cfg = load_config("smoke", [*TINY])
+    npz = write_spin_fixture(ensure_synthetic(cfg.data, progress=False), tmp_path, body_model)
+    cfg = load_config("smoke", [*TINY, f"eval.spin_npz={npz}", f"eval.spin_images={tmp_path}",
+                                f"eval.mpii_npz={npz}", f"eval.mpii_images={tmp_path}"])
+    spec = TrialSpec(experiment="x", experiment_path="x", preset="smoke", storage=str(tmp_path),
+                     eval_limit=4, suites=("table1",))
+    m = final_metrics(trainer_for(cfg, tmp_path / "run"), cfg, spec)
+    assert np.isfinite(m["P1_standard_mpjpe"]) and np.isfinite(m["spin_P1_standard_mpjpe"])
+    assert m["spin_P1_standard_images"] == 4 and m["mpii_all_joints"] > 0

@@ -12,9 +12,7 @@ import torch
 
 from ..body.kinematics import JointKinematics
 from ..checkpoint import checkpoint_file, load_estimator
-from ..config import Config, ConfigError, make_config, parse_override, to_dict
-from ..data.h36m import (REGRESSOR_FILE, REGRESSOR_SOURCE, find_regressor,
-                         load_regressor)
+from ..config import Config, ConfigError, EvalConfig, make_config, parse_override, to_dict
 from ..data.shards import load_manifest
 from ..data.source import ImageTestSets
 from ..data.synthetic import ensure_synthetic
@@ -23,10 +21,9 @@ from ..digest import provenance
 from ..io import atomic_path
 from ..options import (add_batch_size, add_device, add_eval_limits, add_out, add_overrides,
                        add_suites)
-from .lsp import evaluate_lsp_segmentation
-from .mpii import evaluate_spin_invisible
+from .real import check_real, evaluate_real, with_flags
 from .results import json_ready, table1_markdown, table4_markdown, write_results
-from .suites import evaluate_spin, evaluate_suites, parse_suites
+from .suites import evaluate_suites, parse_suites
 
 _OVERRIDE_HELP = ("overrides of the checkpoint's config that do not change the model, e.g. "
                   "data.synthetic=DIR or body.model_path=SMPL.pkl (model.* keys are refused)")
@@ -95,33 +92,23 @@ def with_overrides(cfg: Config, overrides: list[str], what: str) -> Config:
 
 
 def evaluate_and_write(model, body, device: torch.device, test_sets, out_dir: Path, args,
-                       suites, meta: dict, title: str, size: int) -> dict[str, float]:
-    """The suites on ``test_sets`` (and a SPIN-format set when ``args.spin_npz``), written to
-    ``out_dir`` with ``meta``; prints the Table 1 MPJPE table. Shared with ``hkmr train``."""
+                       suites, meta: dict, title: str, size: int,
+                       real: EvalConfig | None = None) -> dict[str, float]:
+    """The suites on ``test_sets`` and the real-data sets of ``real`` (``eval.*``, overridden
+    by ``args``' ``--spin-npz``-style flags), written to ``out_dir`` with ``meta``; prints the
+    Table 1 MPJPE table. Shared with ``hkmr train``."""
     kin = JointKinematics(body).to(device)
-    if getattr(args, "spin_npz", None):  # bad real-data input fails before any work
-        if not args.spin_images:
-            raise ValueError("--spin-npz needs --spin-images (the folder of its images)")
-        regressor, meta["spin_joints"] = spin_regressor(args, body)
-    for name in ("lsp", "mpii"):
-        if getattr(args, f"{name}_npz", None) and not getattr(args, f"{name}_images"):
-            raise ValueError(f"--{name}-npz needs --{name}-images (the folder of its images)")
+    real = with_flags(real or EvalConfig(), args)
+    regressor, joints = check_real(real, body)  # bad real-data input fails before any work
+    if joints:
+        meta["spin_joints"] = joints
     start = time.perf_counter()
     metrics = evaluate_suites(model, body, kin, test_sets, device, size=size,
                               batch_size=args.batch_size, limit=args.limit, suites=suites,
                               degree_limit=args.degree_limit)
-    if getattr(args, "spin_npz", None):
-        metrics.update(evaluate_spin(model, kin, args.spin_npz, args.spin_images, device,
-                                     size=size, batch_size=args.batch_size, limit=args.limit,
-                                     body=body, regressor=regressor))
-    if getattr(args, "lsp_npz", None):
-        metrics.update(evaluate_lsp_segmentation(
-            model, body, args.lsp_npz, args.lsp_images, device, size=size,
-            mask_root=args.lsp_masks, batch_size=args.batch_size, limit=args.limit))
-    if getattr(args, "mpii_npz", None):
-        metrics.update(evaluate_spin_invisible(model, kin, args.mpii_npz, args.mpii_images,
-                                               device, size=size, batch_size=args.batch_size,
-                                               limit=args.limit))
+    metrics.update(evaluate_real(model, body, kin, real, device, size=size,
+                                 batch_size=args.batch_size, limit=args.limit,
+                                 regressor=regressor))
     meta.update(data=test_sets.location, suites=",".join(suites),
                 limit=args.limit, degree_limit=args.degree_limit,
                 eval_seconds=round(time.perf_counter() - start, 1))
@@ -130,19 +117,6 @@ def evaluate_and_write(model, body, device: torch.device, test_sets, out_dir: Pa
         print("\nMPJPE (mm), synthetic test split:\n" + table1_markdown(metrics))
     print(f"wrote {', '.join(str(p) for p in paths.values())}")
     return metrics
-
-
-def spin_regressor(args, body) -> tuple[torch.Tensor | None, str]:
-    """The H36M regressor for ``--spin-npz`` (given or found beside it) and the label of the
-    joints the SPIN-format numbers use."""
-    path = getattr(args, "h36m_regressor", None) or find_regressor(Path(args.spin_npz).parent)
-    if path is None:
-        print(f"note: no {REGRESSOR_FILE} given or beside {args.spin_npz}: the SPIN-format "
-              "MPJPE uses SMPL's kinematic joints and is NOT comparable with the paper's "
-              f"Table 1; get the file from {REGRESSOR_SOURCE} and pass --h36m-regressor")
-        return None, "smpl_joints (no H36M regressor)"
-    reg = torch.from_numpy(load_regressor(path, body.num_vertices))
-    return reg, f"h36m_regressor {path}"
 
 
 def _data_root(cfg: Config, data: Path | None) -> Path:
@@ -162,7 +136,7 @@ def _eval(args: argparse.Namespace) -> None:
                       encoder=cfg.model.encoder, image_size=cfg.data.synth_size)
     evaluate_and_write(model, body, device, ImageTestSets(_data_root(cfg, args.data)),
                        args.out or ckpt.parent, args, suites, meta, f"hkmr eval {ckpt}",
-                       cfg.data.synth_size)
+                       cfg.data.synth_size, cfg.eval)
 
 
 def _named_checkpoints(items: list[str]) -> dict[str, Path]:
@@ -199,7 +173,8 @@ def _compare(args: argparse.Namespace) -> None:
         meta[name] = f"{path} ({cfg.model.regressor}, in_the_loop={cfg.train.in_the_loop})"
         runs[name] = evaluate_and_write(model, body, device, ImageTestSets(roots[name]),
                                         args.out / name, args, suites, run_meta,
-                                        f"hkmr compare: {name}", cfg.data.synth_size)
+                                        f"hkmr compare: {name}", cfg.data.synth_size,
+                                        cfg.eval)
     text = "# Table 4: " + " vs ".join(runs) + "\n\n"
     text += "\n".join(f"- {k}: {v}" for k, v in meta.items()) + "\n\n"
     text += "MPJPE (mm, 14 joints):\n\n" + table4_markdown(runs)
