@@ -65,6 +65,10 @@ class LossConfig:
     w_shape: float = _range(0.001, 0.0, 1e4)
     w_prior: float = _range(0.01, 0.0, 1e4)
     w_vertices: float = _range(5.0, 0.0, 1e4, "L1 on a regressed mesh (CMR), as w_3d")
+    w_gt_2d: float = _range(1.0, 0.0, 1e4, "share of w_2d on the annotated keypoints "
+                            "(SPIN's gt_train_weight 1)")
+    w_openpose: float = _range(0.0, 0.0, 1e4, "share of w_2d on OpenPose keypoints of "
+                               "SPIN-format sets (SPIN's openpose_train_weight 0)")
 
 
 @dataclass(frozen=True)

@@ -44,7 +44,7 @@ from torch.utils.data import Dataset
 from .augment import AugParams, Augment, apply_gain, augment_crop, transform_targets
 from .occlusion import KINDS, apply_occluder, check, joint_occluder, standard_occluder
 from .shards import load_manifest, read_split
-from .spin import crop_matrix, j24_to_smpl, load_npz, view_from_name
+from .spin import crop_matrix, j24_to_smpl, load_npz, openpose_to_smpl, view_from_name
 from .views import FRONTAL_VIEW, protocol_views
 
 IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], np.float32)
@@ -129,7 +129,7 @@ def make_item(sample: dict, index: int, image_id: int, view: int, occlusion: tup
     if "parts" in sample:
         item["parts"] = torch.from_numpy(np.ascontiguousarray(sample["parts"]))
         item["mask"] = item["parts"] > 0
-    for key in ("focal", "transl"):
+    for key in ("focal", "transl", "openpose"):
         if key in sample:
             item[key] = torch.as_tensor(np.asarray(sample[key], np.float32))
     return item
@@ -270,6 +270,11 @@ class SpinDataset(OccludableDataset):
             "betas": d["shape"][r] if "shape" in d else np.zeros(10),
             "has_smpl": has_smpl, "has_joints3d": float(j3d[:, 3].sum() > 0),
         }
+        if "openpose" in d:  # moved with the crop and augmentation as the GT keypoints
+            op = openpose_to_smpl(d["openpose"][r].astype(np.float64))
+            op[:, :2] = (op[:, :2] - center) / (100.0 * scale)
+            sample["openpose"] = transform_targets({**sample, "keypoints": op}, params)[
+                "keypoints"]
         sample = transform_targets(sample, params)
         warp = crop_matrix(center, scale, self.size, params.linear())
         img = cv2.warpAffine(self._image(r), warp, (self.size, self.size),
@@ -294,7 +299,8 @@ class MixtureDataset(Dataset):
 
     Of ``length`` items (default: the sum of the lengths) dataset k gets round(p_k * length)
     slots, filled by a seeded permutation of its items (cycled when it has fewer); the slot
-    order is shuffled once with ``seed``. Items keep :data:`COMMON_KEYS` and gain ``dataset``.
+    order is shuffled once with ``seed``. Items keep :data:`COMMON_KEYS` and ``openpose`` and
+    gain ``dataset``.
     """
 
     def __init__(self, datasets: list[Dataset], proportions: list[float],
@@ -328,5 +334,7 @@ class MixtureDataset(Dataset):
         k = int(self.which[index])
         full = self.datasets[k][int(self.item[index])]
         out = {key: full[key] for key in COMMON_KEYS}
+        # SPIN-format sets' OpenPose keypoints; none (confidence 0) for the others
+        out["openpose"] = full.get("openpose", torch.zeros(24, 3))
         out["dataset"] = torch.tensor(k, dtype=torch.int64)
         return out

@@ -44,7 +44,27 @@ REQUIRED_KEYS = ("imgname", "center", "scale")
 #: file names per row: the image, and LSP's UP-3D mask / part annotation (Table 5)
 _NAMES = ("imgname", "maskname", "partname")
 _SHAPES = {"center": (2,), "scale": (), "part": (24, 3), "S": (24, 4), "pose": (72,),
-           "shape": (10,), "has_smpl": (), "part_visible": (24,)}
+           "shape": (10,), "has_smpl": (), "part_visible": (24,), "openpose": (25, 3)}
+
+
+#: SMPL joint <- OpenPose BODY_25 joint (SPIN's ``openpose`` key, (N, 25, 3) in pixels with
+#: confidence): neck, shoulders, elbows, wrists, mid-hip, hips, knees, ankles. The face and
+#: foot points have no SMPL joint. OpenPose's joints sit elsewhere than the annotated ones
+#: (its hips especially), so they get their own loss weight (``loss.w_openpose``).
+SMPL_FROM_OPENPOSE: dict[int, int] = {
+    JOINT_INDEX[name]: k for k, name in (
+        (1, "neck"), (2, "right_shoulder"), (3, "right_elbow"), (4, "right_wrist"),
+        (5, "left_shoulder"), (6, "left_elbow"), (7, "left_wrist"), (8, "pelvis"),
+        (9, "right_hip"), (10, "right_knee"), (11, "right_ankle"), (12, "left_hip"),
+        (13, "left_knee"), (14, "left_ankle"))}
+
+
+def openpose_to_smpl(op25: np.ndarray) -> np.ndarray:
+    """(25, 3) OpenPose BODY_25 keypoints -> (24, 3) in SMPL order, confidence 0 elsewhere."""
+    out = np.zeros((NUM_JOINTS, 3), np.float64)
+    for smpl, k in SMPL_FROM_OPENPOSE.items():
+        out[smpl] = op25[k]
+    return out
 
 
 def j24_to_smpl(j24: np.ndarray) -> np.ndarray:
