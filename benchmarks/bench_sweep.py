@@ -30,7 +30,7 @@ TINY = {"model.encoder": "small_cnn", "model.prior": "none", "train.batch_size":
 def experiment(folder: Path, n_configs: int, steps: int, epochs: int, **preset) -> Path:
     configs = {f"c{i}": {"model.embed_dim": 32 + i} for i in range(n_configs)}
     spec = {"name": "bench", "title": "bench", "configurations": configs,
-            "configs": {"smoke": {"config": "smoke", "seeds": 1, "eval_limit": 16,
+            "presets": {"smoke": {"config": "smoke", "seeds": 1, "eval_limit": 16,
                                   "suites": ["table1"],
                                   "overrides": {**TINY, "train.steps_per_epoch": steps,
                                                 "train.epochs": epochs},
@@ -42,13 +42,14 @@ def experiment(folder: Path, n_configs: int, steps: int, epochs: int, **preset) 
 
 def timed_sweep(path: Path, folder: Path, name: str, **kwargs):
     from tuning.aggregate import trials_table
+    from tuning.space import load_experiment
     from tuning.sweep import run_sweep
 
     start = time.perf_counter()
     grid, _ = run_sweep(path, "smoke", storage=folder / "store", name=name, results_dir=None,
                         **kwargs)
     wall = time.perf_counter() - start
-    rows = trials_table(grid).to_pylist()
+    rows = trials_table(grid, load_experiment(path)).to_pylist()
     work = [r.get("trial_work_seconds") or 0.0 for r in rows]
     return wall, work, rows
 

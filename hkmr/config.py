@@ -278,6 +278,7 @@ def set_key(cfg: Config, key: str, value: Any) -> None:
 
 
 def get_key(cfg: Config, key: str) -> Any:
+    """The value of a dotted key, e.g. ``get_key(cfg, "model.outer_iters")``."""
     target = cfg
     for part in key.split("."):
         target = getattr(target, part)

@@ -34,6 +34,14 @@ def add_out(parser: argparse.ArgumentParser, default: Path | None = None,
                         help=f"output folder{', ' + what if what else ''}{default_text}")
 
 
+def flag_overrides(args: argparse.Namespace) -> list[str]:
+    """``--device`` and ``--batch-size`` of a training command as the keys they stand for
+    (``train.device``, ``train.batch_size``), to follow its other overrides."""
+    return [f"train.{key}={value}" for key, value in (("device", args.device),
+                                                     ("batch_size", args.batch_size))
+            if value is not None]
+
+
 def add_overrides(parser: argparse.ArgumentParser, what: str) -> None:
     parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help=what)
 
@@ -47,3 +55,10 @@ def add_eval_limits(parser: argparse.ArgumentParser) -> None:
                         help="test images per suite (0 = all; P1 and P2 each keep this many)")
     parser.add_argument("--degree-limit", type=int, default=0,
                         help="images per (occluder, degree) pass of Fig. 6 (0 = all)")
+
+
+def add_tracking(parser: argparse.ArgumentParser, where: str) -> None:
+    parser.add_argument("--tracking", metavar="mlflow[:URI]",
+                        help="log the run(s) to MLflow (the [mlflow] extra): 'mlflow' uses a "
+                        f"SQLite store {where}, 'mlflow:URI' any MLflow tracking URI "
+                        "(sqlite:///FILE, http://HOST:PORT) or a folder")

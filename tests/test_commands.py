@@ -1,6 +1,7 @@
 """``hkmr train``, ``hkmr eval`` and ``hkmr demo`` through the real CLI entry point, on a
 tiny rendered dataset and a model trained for a few steps."""
 
+import importlib.util
 import json
 import struct
 
@@ -34,7 +35,9 @@ def scalars(folder) -> dict[str, list[tuple[int, float]]]:
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     out = tmp_path_factory.mktemp("run")
-    code = main(["train", "--config", "smoke", *TINY, "--out", str(out), "--degree-limit", "6"])
+    tracking = ["--tracking", "mlflow"] if importlib.util.find_spec("mlflow") else []
+    code = main(["train", "--config", "smoke", *TINY, "--out", str(out), "--degree-limit", "6",
+                 *tracking])
     assert code == 0
     return out
 
@@ -58,6 +61,18 @@ def test_train_writes_checkpoint_tensorboard_and_evaluation(trained, capsys):
     assert "smoke" in blob["meta"]["config"] and "train.epochs=2" in blob["meta"]["overrides"]
     summary = (trained / "summary.md").read_text()
     assert "| P1 |" in summary and "Fig. 6" in summary and "Table 5" in summary
+
+
+def test_train_tracking_logs_one_mlflow_run_with_config_epochs_and_test_metrics(trained):
+    mlflow = pytest.importorskip("mlflow")
+    client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{trained / 'mlflow.db'}")
+    (run,) = client.search_runs([client.get_experiment_by_name("hkmr train").experiment_id])
+    assert run.data.params["model.encoder"] == "small_cnn"
+    assert run.data.params["train.epochs"] == "2" and run.data.params["seed"] == "0"
+    assert [m.step for m in client.get_metric_history(run.info.run_id, "val_mpjpe")] == [1, 2]
+    assert "P1_standard_mpjpe" in run.data.metrics and run.data.tags["git_revision"]
+    assert {a.path for a in client.list_artifacts(run.info.run_id)} >= {"metrics.json",
+                                                                         "summary.md"}
 
 
 def test_train_prints_epoch_lines_and_the_table(tmp_path, capsys):
@@ -135,10 +150,32 @@ def test_compare_puts_two_checkpoints_in_table4s_shape(trained, tmp_path_factory
     assert "| MPJPE | Standard P1 | Standard P2 | Bar P1 |" in text
     assert "Invisible MPJPE (pixel) ↓ | Invisible PCK (%) ↑ |" in text
     rows = [line for line in text.splitlines() if line.startswith(("| SPIN", "| HKMR_MF"))]
-    assert len(rows) == 4 and "–" not in "".join(rows), rows  # MPJPE and PA-MPJPE, all filled
+    assert len(rows) == 4 and "—" not in "".join(rows), rows  # MPJPE and PA-MPJPE, all filled
     blob = json.loads((out / "table4.json").read_text())
     assert set(blob["runs"]) == {"SPIN", "HKMR_MF"}
     assert blob["runs"]["SPIN"]["P1_bar_mpjpe"] != blob["runs"]["HKMR_MF"]["P1_bar_mpjpe"]
     assert (out / "SPIN" / "metrics.json").exists() and (out / "HKMR_MF" / "summary.md").exists()
     assert main(["compare", "--checkpoint", f"SPIN{spin}", "--out", str(out)]) == 2
     assert "must look like NAME=PATH" in capsys.readouterr().err
+
+
+def test_device_batch_size_and_overrides_mean_the_same_in_every_command(trained, tmp_path,
+                                                                        capsys):
+    import yaml
+
+    from hkmr.data.synthetic import ensure_synthetic
+    from hkmr.config import load_config
+
+    out = tmp_path / "flags"
+    assert main(["train", "--config", "smoke", *TINY, "train.epochs=1", "--device", "cpu",
+                 "--batch-size", "4", "--out", str(out), "--no-eval"]) == 0
+    saved = yaml.safe_load((out / "config.yaml").read_text())["train"]
+    assert (saved["device"], saved["batch_size"]) == ("cpu", 4)
+    root = ensure_synthetic(load_config("smoke", TINY).data, progress=False)
+    assert main(["eval", "--checkpoint", str(trained), "--suites", "table1", "--limit", "2",
+                 "--device", "cpu", "--batch-size", "2", "--out", str(tmp_path / "ev"),
+                 f"data.synthetic={root}"]) == 0
+    meta = json.loads((tmp_path / "ev" / "metrics.json").read_text())["meta"]
+    assert meta["data"] == str(root)
+    assert main(["eval", "--checkpoint", str(trained), "model.embed_dim=8"]) == 2
+    assert "model.embed_dim would change the model" in capsys.readouterr().err

@@ -10,16 +10,17 @@ from hkmr.cli import main
 
 
 def test_synth_poses_writes_a_seeded_corpus(tmp_path):
-    out = tmp_path / "corpus.parquet"
+    out = tmp_path / "corpus"
     assert main(["synth", "poses", "--n", "30", "--seed", "2", "--out", str(out)]) == 0
-    table = pq.read_table(out)
+    table = pq.read_table(out / "poses.parquet")
     assert table.num_rows == 30 and set(table.column_names) == {"pose", "style"}
     poses = np.array(table.column("pose").to_pylist())
     assert poses.shape == (30, 72) and np.isfinite(poses).all()
     assert b"seed" in table.schema.metadata
-    again = tmp_path / "again.parquet"
+    again = tmp_path / "again"
     main(["synth", "poses", "--n", "30", "--seed", "2", "--out", str(again)])
-    assert np.array_equal(np.array(pq.read_table(again).column("pose").to_pylist()), poses)
+    assert np.array_equal(np.array(pq.read_table(again / "poses.parquet").column("pose")
+                                   .to_pylist()), poses)
 
 
 def test_synth_dataset_then_preview(tmp_path, capsys):
@@ -33,10 +34,9 @@ def test_synth_dataset_then_preview(tmp_path, capsys):
     assert manifest["settings"]["counts"] == {"train": 2, "val": 1, "test": 1}
     assert main(args) == 0  # resuming a finished dataset renders nothing
     assert "rendered 0" in capsys.readouterr().out
-    png = tmp_path / "preview.png"
     assert main(["synth", "preview", str(out), "--n", "2", "--occlusion", "bar",
-                 "--out", str(png)]) == 0
-    img = cv2.imread(str(png))
+                 "--out", str(tmp_path / "preview")]) == 0
+    img = cv2.imread(str(tmp_path / "preview" / "preview.png"))
     assert img.shape == (2 * 2 * 48, 4 * 48, 3)
 
 

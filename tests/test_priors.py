@@ -81,11 +81,13 @@ def test_train_vae_command_round_trip(corpus, tmp_path, capsys):
 
     path = tmp_path / "poses.parquet"
     pq.write_table(pa.table({"pose": corpus[:600].numpy().tolist()}), path)
-    out = tmp_path / "vae.pt"
+    out = tmp_path / "prior"
     assert main(["prior", "train-vae", "--corpus", str(path), "--out", str(out),
-                 "--epochs", "2"]) == 0
+                 "--epochs", "2", "--batch-size", "64", "--device", "cpu"]) == 0
     assert "held-out poses" in capsys.readouterr().out
-    assert PoseVAE.load(out).decoder is None
+    assert PoseVAE.load(out / "vae.pt").decoder is None
+    assert main(["prior", "train-vae", "--corpus", str(path), "--out", str(tmp_path / "v.pt")]) == 2
+    assert "--out is an output folder" in capsys.readouterr().err
     assert main(["prior", "train-vae", "--corpus", str(tmp_path / "none.parquet"),
                  "--out", str(out)]) == 2
     assert "pose corpus not found" in capsys.readouterr().err

@@ -9,7 +9,7 @@ import math
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
-from conftest import model_with_data_statistics, trainer_for
+from conftest import model_with_data_statistics
 import torch
 from torch import nn
 
@@ -18,7 +18,6 @@ from hkmr.body.joints import JOINT_INDEX, LSP14
 from hkmr.config import load_config
 from hkmr.data.datasets import SyntheticDataset
 from hkmr.data.sampler import fit_weak_perspective
-from hkmr.checkpoint import load_estimator
 from hkmr.data.source import ImageTestSets, JointCycle
 from hkmr.eval.suites import COLUMNS, evaluate_joints, evaluate_suites
 from hkmr.eval.results import format_value, table1_markdown, write_results

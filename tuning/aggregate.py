@@ -32,6 +32,7 @@ from hkmr.io import atomic_path
 from .space import Experiment
 from .cells import cell, columns, paired_cell
 from .plots import plot_degrees, plot_iterations
+from .queryable import with_search_columns, write_epochs
 from .spec import SEED, configuration_label, search_values
 
 _SKIP = {"config", "trial_id", "date", "hostname", "node_ip", "pid", "experiment_tag",
@@ -190,7 +191,8 @@ def header(exp: Experiment, preset: str, info: dict[str, Any]) -> str:
 
 def aggregate_grid(grid, exp: Experiment, preset: str, out_dir: str | Path,
                    sweep_info: dict | None = None) -> Path:
-    """Write trials.parquet, tables.md and plots for a ResultGrid into ``out_dir``."""
+    """Write trials.parquet, epochs.parquet (:mod:`tuning.queryable`), tables.md and plots
+    for a ResultGrid into ``out_dir``."""
     return write_results(trials_table(grid, exp), exp, preset, out_dir, sweep_info or {})
 
 
@@ -198,6 +200,8 @@ def write_results(table: pa.Table, exp: Experiment, preset: str, out_dir: str | 
                   info: dict) -> Path:
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    table = with_search_columns(table)
+    write_epochs(table, out_dir)
     with atomic_path(out_dir / "trials.parquet") as tmp:
         pq.write_table(table.replace_schema_metadata(
             {"hkmr_sweep": json.dumps(info, default=str)}), tmp)

@@ -7,7 +7,8 @@ import shlex
 import sys
 from pathlib import Path
 
-from hkmr.options import add_batch_size, add_device, add_overrides
+from hkmr.options import add_batch_size, add_device, add_overrides, add_tracking, flag_overrides
+from hkmr.tracking import parse_tracking
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -37,10 +38,7 @@ def _out(p: argparse.ArgumentParser) -> None:
 
 def _overrides(args: argparse.Namespace) -> list[str]:
     """The overrides with --device and --batch-size as the keys they stand for."""
-    flags = [f"train.{key}={value}" for key, value in (("device", args.device),
-                                                      ("batch_size", args.batch_size))
-             if value is not None]
-    return [*args.overrides, *flags]
+    return [*args.overrides, *flag_overrides(args)]
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -52,11 +50,20 @@ def register(sub: argparse._SubParsersAction) -> None:
     sweep.add_argument("--resume", action="store_true",
                        help="continue an interrupted sweep: finished trials are kept, "
                        "unfinished ones continue from their checkpoints")
+    add_tracking(sweep, "OUT/mlflow.db")
+    sweep.add_argument("--optuna-storage", metavar="URL", help="search experiments: where "
+                       "the Optuna study goes (default: sqlite:///OUT/EXPERIMENT/PRESET/"
+                       "optuna.db, which optuna-dashboard opens)")
+    sweep.add_argument("--dry-run", action="store_true", help="print every trial and the "
+                       "shared artefacts it would build or reuse; start nothing")
     sweep.set_defaults(func=_sweep)
     report = sub.add_parser("report", help="aggregate a sweep folder into Parquet, "
                             "Markdown tables and plots")
-    report.add_argument("sweep_dir", type=Path, help="STORAGE/NAME of a sweep, or a results "
-                        "folder (re-rendered from its trials.parquet)")
+    report.add_argument("sweep_dir", type=Path, nargs="?", help="STORAGE/NAME of a sweep, "
+                        "or a results folder (re-rendered from its trials.parquet)")
+    report.add_argument("--index", action="store_true", help="write OUT/index.md: every "
+                        "results folder under OUT with its experiment, preset, regime, seeds, "
+                        "date and command")
     _out(report)
     report.set_defaults(func=_report)
     choose = sub.add_parser("choose-iterations", help="choose the outer/inner iterations "
@@ -70,11 +77,24 @@ def _command() -> str:
 
 
 def _sweep(args: argparse.Namespace) -> None:
-    from .sweep import run_sweep
+    from .space import load_experiment
+    from .sweep import plan_sweep, run_sweep, shared_root
 
-    _, out = run_sweep(args.experiment, args.preset, args.seeds, args.address, args.storage,
-                       args.max_concurrent, args.resume, _overrides(args), args.name,
-                       args.out, command=_command())
+    if args.dry_run:
+        from .dryrun import describe
+
+        plan = plan_sweep(args.experiment, args.preset, args.seeds, args.storage,
+                          _overrides(args), args.name, args.max_concurrent)
+        print(describe(plan, shared_root(plan.storage, args.address)), end="")
+        return
+    from .progress import best_line
+
+    grid, out = run_sweep(args.experiment, args.preset, args.seeds, args.address,
+                          args.storage, args.max_concurrent, args.resume, _overrides(args),
+                          args.name, args.out, command=_command(),
+                          tracking=parse_tracking(args.tracking, args.out),
+                          optuna_storage=args.optuna_storage)
+    print(best_line(grid, load_experiment(args.experiment)))
     print(f"results: {out}/tables.md")
     print((out / "tables.md").read_text())
 
@@ -82,6 +102,13 @@ def _sweep(args: argparse.Namespace) -> None:
 def _report(args: argparse.Namespace) -> None:
     from .report import report_sweep
 
+    if args.index:
+        from .queryable import write_index
+
+        print(write_index(args.sweep_dir or args.out).read_text())
+        return
+    if args.sweep_dir is None:
+        raise SystemExit("hkmr report: give a sweep folder (or --index)")
     out = report_sweep(args.sweep_dir, args.out)
     print((out / "tables.md").read_text())
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from hkmr.config import ConfigError
+from hkmr.config import ConfigError, get_key
 from hkmr.data.synthetic import ensure_synthetic
 from hkmr.digest import git_revision
 from hkmr.io import atomic_path
@@ -69,13 +69,9 @@ def _configuration_columns(exp: Experiment, preset: str, overrides: dict) -> dic
     keys = sorted({k for values in exp.configurations.values() for k in values})
     resolved = {name: exp.resolve(preset, name, overrides=overrides)
                 for name in exp.configurations}
-    value = {name: {k: _get(cfg, k) for k in keys} for name, cfg in resolved.items()}
-    return {k: tune.sample_from(lambda s, k=k: value[s.config[CONFIGURATION]][k]) for k in keys}
-
-
-def _get(cfg, key: str):
-    section, name = key.split(".", 1) if "." in key else (None, key)
-    return getattr(getattr(cfg, section), name) if section else getattr(cfg, name)
+    value = {name: {k: get_key(cfg, k) for k in keys} for name, cfg in resolved.items()}
+    return {k: tune.sample_from(lambda config, k=k: value[config[CONFIGURATION]][k])
+            for k in keys}
 
 
 def plan_sweep(experiment: str | Path, preset: str = "smoke", seeds: int | None = None,
@@ -176,10 +172,15 @@ def _write_sweep_file(plan: SweepPlan, seeds: int, command: str) -> None:
         tmp.write_text(json.dumps(info, indent=2) + "\n")
 
 
-def tuner_for(plan: SweepPlan, resume: bool):
+def tuner_for(plan: SweepPlan, resume: bool, optuna_storage: str | None = None):
+    """The Tuner of a sweep; a search's Optuna study goes to ``optuna_storage`` (an
+    SQLAlchemy URL) under the sweep's name when given (:func:`tuning.studies.study_storage`)."""
     from ray import tune
     from ray.tune.schedulers import ASHAScheduler
     from ray.tune.search.optuna import OptunaSearch
+
+    from .progress import MODE, live_reporter
+    from .studies import study_storage
 
     trainable = tune.with_resources(tune.with_parameters(hkmr_trial, spec=plan.spec),
                                     trial_resources(plan.spec))
@@ -195,18 +196,20 @@ def tuner_for(plan: SweepPlan, resume: bool):
     # (imports of torch, smplx, ...) per trial
     tune_config = {"num_samples": plan.num_samples,
                    "max_concurrent_trials": plan.max_concurrent,
-                   "reuse_actors": plan.spec.workers_per_trial == 0}
+                   "reuse_actors": plan.spec.workers_per_trial == 0,
+                   "metric": exp.metric, "mode": MODE}
     if exp.is_search:
         epochs = exp.resolve(plan.preset, overrides=plan.spec.overrides).train.epochs
         tune_config.update(
-            metric=exp.metric, mode="min",
-            search_alg=OptunaSearch(seed=0),
+            search_alg=OptunaSearch(seed=0, study_name=plan.name,
+                                    storage=study_storage(optuna_storage, plan.name)),
             scheduler=ASHAScheduler(max_t=epochs + 1, grace_period=preset.grace_epochs,
                                     reduction_factor=2))
     return tune.Tuner(
         trainable, param_space=plan.param_space, tune_config=tune.TuneConfig(**tune_config),
         run_config=tune.RunConfig(
             name=plan.name, storage_path=str(plan.storage), verbose=1,
+            progress_reporter=live_reporter(list(plan.param_space)),
             failure_config=tune.FailureConfig(max_failures=preset.max_failures),
             checkpoint_config=tune.CheckpointConfig(num_to_keep=1)))
 
@@ -216,11 +219,16 @@ def run_sweep(experiment: str | Path, preset: str = "smoke", seeds: int | None =
               max_concurrent: int | None = None, resume: bool = False,
               overrides: list[str] = (), name: str | None = None,
               results_dir: str | Path | None = "results", cpus: int | None = None,
-              extra_spec: dict | None = None, command: str | None = None):
-    """Plan, run (or resume) and aggregate a sweep; returns (ResultGrid, output folder)."""
+              extra_spec: dict | None = None, command: str | None = None,
+              tracking: str | None = None, optuna_storage: str | None = None):
+    """Plan, run (or resume) and aggregate a sweep; returns (ResultGrid, output folder).
+    ``tracking``: an MLflow tracking URI to log the sweep to (:mod:`tuning.tracking`);
+    ``optuna_storage``: where a search keeps its Optuna study (default: ``optuna.db`` in the
+    results folder, :mod:`tuning.studies`)."""
     import ray
 
     from .aggregate import aggregate_grid
+    from .studies import default_study_url
 
     plan = plan_sweep(experiment, preset, seeds, storage, overrides, name, max_concurrent,
                       extra_spec)
@@ -232,12 +240,19 @@ def run_sweep(experiment: str | Path, preset: str = "smoke", seeds: int | None =
     seeds_used = seeds if seeds is not None else plan.experiment.preset(preset).seeds
     if not resume:
         _write_sweep_file(plan, seeds_used, command or "")
-    grid = tuner_for(plan, resume).fit()
+    folder = None if results_dir is None else \
+        Path(results_dir) / plan.experiment.name / plan.preset
+    if plan.experiment.is_search and not optuna_storage and folder is not None:
+        optuna_storage = default_study_url(folder)
+    grid = tuner_for(plan, resume, optuna_storage).fit()
     out = None
-    if results_dir is not None:
-        out = aggregate_grid(grid, plan.experiment, plan.preset,
-                             Path(results_dir) / plan.experiment.name / plan.preset,
-                             sweep_info=_read_sweep_file(plan))
+    if folder is not None:
+        info = _read_sweep_file(plan)
+        out = aggregate_grid(grid, plan.experiment, plan.preset, folder, sweep_info=info)
+        if tracking:
+            from .tracking import track_sweep
+
+            track_sweep(tracking, grid, plan, out, info)
     return grid, out
 
 

@@ -10,6 +10,9 @@ from pathlib import Path
 import numpy as np
 
 from ..io import atomic_path
+from ..options import add_out
+
+POSES_FILE, PREVIEW_FILE = "poses.parquet", "preview.png"
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -18,7 +21,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     poses = synth_sub.add_parser("poses", help="write a pose corpus (Parquet) for the VAE prior")
     poses.add_argument("--n", type=int, required=True, help="number of poses")
-    poses.add_argument("--out", type=Path, required=True, help="output .parquet file")
+    add_out(poses, required=True, what=f"the corpus is written to OUT/{POSES_FILE}")
     poses.add_argument("--seed", type=int, default=0)
     poses.set_defaults(func=_poses)
 
@@ -32,7 +35,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     ds.add_argument("--test", type=int, help="test subject-poses (default n/10, at least 1)")
     ds.add_argument("--size", type=int, default=128, help="crop side in pixels")
     ds.add_argument("--seed", type=int, default=0)
-    ds.add_argument("--out", type=Path, required=True, help="output folder")
+    add_out(ds, required=True, what="the dataset (manifest.json and shards)")
     ds.add_argument("--subjects", default="24,6,6",
                     help="subjects (shapes) in train,val,test (default 24,6,6)")
     ds.add_argument("--shard-size", type=int, default=32, help="subject-poses per shard")
@@ -46,7 +49,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     show.add_argument("--n", type=int, default=2, help="subject-poses (rows of 4 views)")
     show.add_argument("--first", type=int, default=0, help="first subject-pose")
     show.add_argument("--occlusion", help="bar | circle | rectangle (standard set)")
-    show.add_argument("--out", type=Path, required=True, help="output .png")
+    add_out(show, required=True, what=f"the grid is written to OUT/{PREVIEW_FILE}")
     show.set_defaults(func=_preview)
 
 
@@ -65,10 +68,11 @@ def _poses(args: argparse.Namespace) -> None:
             "description": "SMPL axis-angle (72): global orientation in the world frame "
                            "(y up), then 23 body joints; hkmr.data.sampler"}
     table = table.replace_schema_metadata(meta)
-    with atomic_path(args.out) as tmp:
+    path = args.out / POSES_FILE
+    with atomic_path(path) as tmp:
         pq.write_table(table, tmp, compression="zstd")
     counts = {s: styles.count(s) for s in sorted(set(styles))}
-    print(f"wrote {args.n} poses to {args.out} ({counts})")
+    print(f"wrote {args.n} poses to {path} ({counts})")
 
 
 def _dataset(args: argparse.Namespace) -> None:
@@ -135,5 +139,6 @@ def _preview(args: argparse.Namespace) -> None:
     ds = SyntheticDataset(args.root, args.split, "P1", occlusion=args.occlusion)
     first = 4 * args.first
     indices = range(first, min(first + 4 * args.n, len(ds)))
-    draw_preview(ds, indices, args.out)
-    print(f"wrote {args.out} ({len(indices)} images of {args.root}/{args.split})")
+    path = args.out / PREVIEW_FILE
+    draw_preview(ds, indices, path)
+    print(f"wrote {path} ({len(indices)} images of {args.root}/{args.split})")

@@ -26,6 +26,13 @@ def synthetic_settings(data: DataConfig) -> dict:
     return synthetic_spec(data).settings()
 
 
+def synthetic_root(data: DataConfig) -> Path:
+    """Where the config's synthetic dataset is (``data.synthetic``) or is cached."""
+    if data.synthetic:
+        return Path(data.synthetic)
+    return cache_dir() / "synth" / json_digest(synthetic_spec(data).settings(), length=12)
+
+
 def ensure_synthetic(data: DataConfig, progress: bool = True) -> Path:
     """The folder of the config's synthetic dataset, generated if it is not there yet."""
     if data.synthetic:
@@ -35,7 +42,7 @@ def ensure_synthetic(data: DataConfig, progress: bool = True) -> Path:
                                     f"'hkmr synth dataset --out {root}')")
         return root
     spec = synthetic_spec(data)
-    root = cache_dir() / "synth" / json_digest(spec.settings(), length=12)
+    root = synthetic_root(data)
     with folder_lock(root):
         try:
             complete = load_manifest(root).get("complete", False)

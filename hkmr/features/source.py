@@ -29,6 +29,11 @@ from .cache import FeatureCache, extract, open_cache, settings_hash
 from .dataset import FeatureDataset, FeatureTestSets
 
 
+def feature_folder(encoder_hash: str, settings: dict, root: str | Path | None = None) -> Path:
+    """Where the cache of an encoder (by its hash) on a dataset (by its settings) goes."""
+    return Path(root or cache_dir()) / "features" / f"{encoder_hash}-{settings_hash(settings)}"
+
+
 def prepare_features(cfg: Config, encoder_checkpoint: str | Path | None = None,
                      root: str | Path | None = None, log=print,
                      progress: bool = True) -> FeatureCache:
@@ -54,7 +59,7 @@ def prepare_features(cfg: Config, encoder_checkpoint: str | Path | None = None,
     if encoder.name != cfg.model.encoder:
         raise ValueError(f"model.encoder_checkpoint={checkpoint} holds a {encoder.name} "
                          f"encoder, but model.encoder={cfg.model.encoder}")
-    folder = Path(root or cache_dir()) / "features" / f"{encoder.hash}-{settings_hash(settings)}"
+    folder = feature_folder(encoder.hash, settings, root)
     with folder_lock(folder):
         try:
             FeatureCache(folder)

@@ -9,7 +9,11 @@ import numpy as np
 import pyarrow.parquet as pq
 import torch
 
+from ..device import pick_device
+from ..options import add_batch_size, add_device, add_out
 from .priors import train_vae
+
+VAE_FILE = "vae.pt"
 
 
 def load_pose_corpus(path: str | Path) -> torch.Tensor:
@@ -18,7 +22,7 @@ def load_pose_corpus(path: str | Path) -> torch.Tensor:
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"pose corpus not found: {path} (make one with "
-                                "'hkmr synth poses --n 100000 --out POSES.parquet')")
+                                "'hkmr synth poses --n 100000 --out DIR', then --corpus DIR/poses.parquet)")
     table = pq.read_table(path)
     if "pose" not in table.column_names:
         raise ValueError(f"{path} has no 'pose' column (columns: {table.column_names})")
@@ -33,20 +37,27 @@ def register(sub: argparse._SubParsersAction) -> None:
     prior_sub = prior.add_subparsers(dest="prior_command", metavar="ACTION", required=True)
     vae = prior_sub.add_parser("train-vae", help="fit the VAE prior to a pose corpus")
     vae.add_argument("--corpus", required=True, type=Path, help="Parquet from 'hkmr synth poses'")
-    vae.add_argument("--out", required=True, type=Path, help="checkpoint to write (.pt)")
+    add_out(vae, required=True, what=f"the VAE is written to OUT/{VAE_FILE} (use it as "
+            f"model.vae_checkpoint=OUT/{VAE_FILE})")
     vae.add_argument("--epochs", type=int, default=20)
+    add_batch_size(vae, default=256, what="training batch size")
+    add_device(vae)
     vae.add_argument("--kl-weight", type=float, default=0.05)
     vae.add_argument("--seed", type=int, default=0)
     vae.set_defaults(func=_train_vae)
 
 
 def _train_vae(args: argparse.Namespace) -> None:
+    if args.out.suffix == ".pt":
+        raise ValueError(f"--out {args.out}: --out is an output folder (the VAE goes to "
+                         f"OUT/{VAE_FILE}), as in every hkmr command")
     poses = load_pose_corpus(args.corpus)
     held = max(1, len(poses) // 10)
     vae = train_vae(poses[held:, 3:], epochs=args.epochs, kl_weight=args.kl_weight,
-                    seed=args.seed)
+                    seed=args.seed, batch_size=args.batch_size, device=pick_device(args.device))
     with torch.no_grad():
         kl = vae.prior_loss(poses[:held].view(-1, 24, 3)).item()
-    vae.save(args.out)
+    path = args.out / VAE_FILE
+    vae.save(path)
     print(f"trained on {len(poses) - held} poses; KL on {held} held-out poses {kl:.3f}; "
-          f"wrote {args.out}")
+          f"wrote {path} (model.vae_checkpoint={path})")

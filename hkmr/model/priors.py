@@ -82,7 +82,8 @@ class PoseVAE(nn.Module):
         path = Path(path)
         if not path.exists():
             raise FileNotFoundError(f"VAE prior checkpoint not found: {path} (train one with "
-                                    "'hkmr prior train-vae --corpus POSES.parquet --out FILE')")
+                                    "'hkmr prior train-vae --corpus POSES.parquet --out DIR', "
+                                    "then model.vae_checkpoint=DIR/vae.pt)")
         blob = torch.load(path, map_location="cpu", weights_only=True)
         if "encoder_state" not in blob or "config" not in blob:
             raise ValueError(f"{path} is not a VAE prior checkpoint (keys: {sorted(blob)})")
@@ -93,11 +94,13 @@ class PoseVAE(nn.Module):
 
 def train_vae(body_poses: torch.Tensor, epochs: int = 20, batch_size: int = 256,
               lr: float = 1e-3, kl_weight: float = 0.05, seed: int = 0,
-              **vae_kwargs) -> PoseVAE:
-    """Fit a :class:`PoseVAE` to (N, 69) axis-angle body poses; returns it frozen."""
+              device: torch.device | str = "cpu", **vae_kwargs) -> PoseVAE:
+    """Fit a :class:`PoseVAE` to (N, 69) axis-angle body poses on ``device``; returns it
+    frozen (on the CPU)."""
     gen = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
-    vae = PoseVAE(**vae_kwargs)
+    vae = PoseVAE(**vae_kwargs).to(device)
+    body_poses = body_poses.to(device)
     opt = torch.optim.Adam(vae.parameters(), lr=lr)
     for _ in range(epochs):
         for idx in torch.randperm(len(body_poses), generator=gen).split(batch_size):
@@ -105,7 +108,7 @@ def train_vae(body_poses: torch.Tensor, epochs: int = 20, batch_size: int = 256,
             opt.zero_grad()
             loss.backward()
             opt.step()
-    return vae.freeze()
+    return vae.cpu().freeze()
 
 
 def pose_corpus(n: int, seed: int = 12345) -> torch.Tensor:
@@ -114,11 +117,16 @@ def pose_corpus(n: int, seed: int = 12345) -> torch.Tensor:
     return torch.from_numpy(poses)
 
 
+def default_vae_path(corpus_size: int) -> Path:
+    """Where :func:`default_vae` caches the VAE of ``corpus_size`` poses."""
+    return cache_dir() / f"vae_prior_{corpus_size}_{file_digest(sampler.__file__, length=10)}.pt"
+
+
 def default_vae(corpus_size: int) -> PoseVAE:
     """The VAE trained on ``corpus_size`` sampled poses, cached in ``$HKMR_CACHE`` by the
     sampler's code and the corpus size. Training it leaves the global RNG as it was, so a run
     that builds it draws the same numbers as a run that finds it cached."""
-    path = cache_dir() / f"vae_prior_{corpus_size}_{file_digest(sampler.__file__, length=10)}.pt"
+    path = default_vae_path(corpus_size)
     if not path.exists():
         with torch.random.fork_rng():
             train_vae(pose_corpus(corpus_size)[:, 3:], epochs=20, seed=0).save(path)

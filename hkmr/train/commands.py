@@ -9,13 +9,14 @@ import yaml
 from tensorboardX import SummaryWriter
 
 from ..checkpoint import CHECKPOINT
-from ..config import load_config, to_dict
+from ..config import flatten, load_config, to_dict
 from ..digest import provenance
 from ..eval.commands import evaluate_and_write
 from ..eval.suites import parse_suites
 from ..io import atomic_path
-from ..options import add_batch_size, add_device, add_eval_limits, add_out, add_overrides, \
-    add_suites
+from ..options import (add_batch_size, add_device, add_eval_limits, add_out, add_overrides,
+                       add_suites, add_tracking, flag_overrides)
+from ..tracking import RunRecord, Tracker, parse_tracking
 from .source import prepare_source
 from .trainer import Trainer, TrainerHooks
 
@@ -38,22 +39,23 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_batch_size(train, default=None,
                    what="training and evaluation batch size (train.batch_size)")
     add_eval_limits(train)
+    add_tracking(train, "OUT/mlflow.db")
     train.set_defaults(func=_train)
 
 
 def _train(args: argparse.Namespace) -> None:
-    flags = [f"train.{key}={value}" for key, value in (("device", args.device),
-                                                      ("batch_size", args.batch_size))
-             if value is not None]
-    cfg = load_config(args.config, [*args.overrides, *flags])
+    cfg = load_config(args.config, [*args.overrides, *flag_overrides(args)])
+    tracking = parse_tracking(args.tracking, args.out)
     args.batch_size = cfg.train.batch_size
     suites = parse_suites(args.suites)
     args.out.mkdir(parents=True, exist_ok=True)
     with atomic_path(args.out / "config.yaml") as tmp:
         tmp.write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False))
     writer = SummaryWriter(str(args.out / "tensorboard"))
+    epochs: list[dict] = []
 
     def on_epoch(metrics: dict, checkpoint) -> None:
+        epochs.append(dict(metrics))
         for key, value in metrics.items():
             if isinstance(value, (int, float)) and key != "epoch":
                 writer.add_scalar(key, value, metrics["epoch"])
@@ -73,6 +75,8 @@ def _train(args: argparse.Namespace) -> None:
         seconds = time.perf_counter() - start
         print(f"trained in {seconds:.0f} s; checkpoint {args.out / CHECKPOINT}", flush=True)
         if args.no_eval:
+            if tracking:
+                _track(tracking, args, cfg, epochs, {}, provenance())
             return
         meta = provenance(checkpoint=str(args.out / CHECKPOINT), config=str(args.config),
                           overrides=" ".join(args.overrides), epochs=trainer.epoch,
@@ -84,5 +88,22 @@ def _train(args: argparse.Namespace) -> None:
                                      cfg.eval)
         for key, value in metrics.items():
             writer.add_scalar(f"test/{key}", value, trainer.epoch)
+        if tracking:
+            _track(tracking, args, cfg, epochs, metrics, meta)
     finally:
         writer.close()
+
+
+def _track(uri: str, args: argparse.Namespace, cfg, epochs: list[dict], metrics: dict,
+           meta: dict) -> None:
+    """One MLflow run of this training: the config's dotted keys, the epochs, the test
+    metrics and the files the run wrote (:mod:`hkmr.tracking`)."""
+    files = [args.out / name for name in ("config.yaml", "metrics.json", "summary.md",
+                                          "degrees.png")]
+    tags = {"experiment": "hkmr train", "preset": args.config, "configuration": args.config,
+            "git_revision": meta.get("git_revision"),
+            "command": f"hkmr train --config {args.config} " + " ".join(args.overrides)}
+    run_id = Tracker(uri, "hkmr train").log(RunRecord(
+        name=args.out.name, params={**flatten(to_dict(cfg)), "seed": cfg.seed}, epochs=epochs,
+        final=metrics, tags=tags, artifacts=files))
+    print(f"MLflow run {run_id} in {uri}", flush=True)

@@ -61,9 +61,14 @@ def encoder_key(cfg: Config) -> str:
     return f"{cfg.model.encoder}-{json_digest(values, length=12)}"
 
 
+def shared_encoder_folder(cfg: Config, root: str | Path | None = None) -> Path:
+    """The folder of ``cfg``'s shared encoder (complete when it holds ``encoder.json``)."""
+    return Path(root or cache_dir()) / "encoders" / encoder_key(cfg)
+
+
 def ensure_shared_encoder(cfg: Config, root: str | Path | None = None, log=print) -> Path:
     """The checkpoint of ``cfg``'s shared encoder, trained on first use."""
-    folder = Path(root or cache_dir()) / "encoders" / encoder_key(cfg)
+    folder = shared_encoder_folder(cfg, root)
     done = folder / "encoder.json"
     with folder_lock(folder):
         if not done.exists():
