@@ -31,6 +31,7 @@ import torch
 from .body.model import BodyModel
 from .config import Config, ConfigError, make_config
 from .data.sampler import mean_params
+from .data.spin import load_mean_params
 from .digest import state_digest
 from .io import atomic_path
 from .model.encoder import build_encoder
@@ -89,7 +90,10 @@ def checkpoint_config(path: str | Path, blob: dict) -> Config:
 
 
 def mean_params_for(cfg: Config) -> MeanParams:
-    """Where the regressors start: the mean of the synthetic training distribution."""
+    """Where the regressors start: SPIN's ``smpl_mean_params.npz`` when ``data.mean_params``
+    names it, else the mean of the synthetic training distribution."""
+    if cfg.data.mean_params:
+        return MeanParams.from_dict(load_mean_params(cfg.data.mean_params))
     return MeanParams.from_dict(mean_params())
 
 

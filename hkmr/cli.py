@@ -14,7 +14,8 @@ import importlib
 import sys
 from importlib.metadata import entry_points
 
-COMMAND_MODULES = ("hkmr.body.commands", "hkmr.data.commands", "hkmr.model.commands",
+COMMAND_MODULES = ("hkmr.body.commands", "hkmr.data.commands", "hkmr.data.check",
+                   "hkmr.model.commands",
                    "hkmr.train.commands", "hkmr.eval.commands", "hkmr.demo",
                    "hkmr.features.commands")
 PLUGIN_GROUP = "hkmr.commands"

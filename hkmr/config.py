@@ -65,6 +65,51 @@ class LossConfig:
     w_shape: float = _range(0.001, 0.0, 1e4)
     w_prior: float = _range(0.01, 0.0, 1e4)
     w_vertices: float = _range(5.0, 0.0, 1e4, "L1 on a regressed mesh (CMR), as w_3d")
+    w_gt_2d: float = _range(1.0, 0.0, 1e4, "share of w_2d on the annotated keypoints "
+                            "(SPIN's gt_train_weight 1)")
+    w_openpose: float = _range(0.0, 0.0, 1e4, "share of w_2d on OpenPose keypoints of "
+                               "SPIN-format sets (SPIN's openpose_train_weight 0)")
+
+
+@dataclass(frozen=True)
+class DatasetEntry:
+    """One set of the training mixture (``data.datasets``): a SPIN-format ``npz`` with its
+    ``images`` root, or ``synthetic: true`` (the rendered train split), and its ``weight``
+    (share of the mixture, normalised over the list)."""
+
+    npz: str | None = None
+    images: str | None = None
+    weight: float = 1.0
+    synthetic: bool = False
+
+
+def _check_datasets(key: str, value: Any) -> list[DatasetEntry] | None:
+    if value is None:
+        return None
+    if not isinstance(value, (list, tuple)) or not value:
+        raise ConfigError(f"{key} must be a non-empty list of {{npz, images, weight}} or "
+                          f"{{synthetic: true, weight}} entries, got {value!r}")
+    names = {f.name for f in dataclasses.fields(DatasetEntry)}
+    out = []
+    for i, item in enumerate(value):
+        where = f"{key}[{i}]"
+        if isinstance(item, DatasetEntry):
+            item = dataclasses.asdict(item)
+        if not isinstance(item, dict) or set(item) - names:
+            raise ConfigError(f"{where}={item!r}: allowed keys are {', '.join(sorted(names))}")
+        weight = item.get("weight", 1.0)
+        if isinstance(weight, bool) or not isinstance(weight, (int, float)) or weight < 0:
+            raise ConfigError(f"{where}.weight={weight!r} must be a number >= 0")
+        synthetic = item.get("synthetic", False)
+        if not isinstance(synthetic, bool):
+            raise ConfigError(f"{where}.synthetic={synthetic!r} must be true or false")
+        paths = [item.get("npz"), item.get("images")]
+        if synthetic == any(paths) or not (synthetic or all(isinstance(p, str) for p in paths)):
+            raise ConfigError(f"{where}: give either npz and images (paths) or synthetic: true")
+        out.append(DatasetEntry(paths[0], paths[1], float(weight), synthetic))
+    if sum(e.synthetic for e in out) > 1 or sum(e.weight for e in out) <= 0:
+        raise ConfigError(f"{key}: at most one synthetic entry, and weights with a positive sum")
+    return out
 
 
 @dataclass
@@ -82,6 +127,11 @@ class DataConfig:
     spin_npz: str | None = None  # SPIN-format .npz joined to the training mixture
     spin_images: str | None = None  # image root of spin_npz
     spin_weight: float = _range(0.5, 0.0, 1.0, "share of SPIN samples in the mixture")
+    mean_params: str | None = None  # SPIN's smpl_mean_params.npz: the regressors' start
+    #: SPIN's training mixture: SPIN-format sets (and the synthetic one) with weights;
+    #: replaces spin_npz / spin_weight. See DatasetEntry.
+    datasets: list[DatasetEntry] | None = field(default=None,
+                                                    metadata={"parse": _check_datasets})
     augment: bool = True
     workers: int = _range(0, 0, 64, "DataLoader worker processes")
     val_protocol: Literal["P1", "P2"] = "P1"
@@ -116,12 +166,28 @@ class TrainConfig:
 
 
 @dataclass
+class EvalConfig:
+    """Real (SPIN-format) test sets evaluated after training and by ``hkmr eval`` (whose
+    ``--spin-npz`` etc. flags override these); see ``hkmr.eval.real``."""
+
+    spin_npz: str | None = None  # Table 1 on a SPIN-format set (Human3.6M P1/P2 by camera)
+    spin_images: str | None = None
+    h36m_regressor: str | None = None  # J_regressor_h36m.npy; found beside spin_npz if empty
+    lsp_npz: str | None = None  # Table 5 (left) against LSP's masks
+    lsp_images: str | None = None
+    lsp_masks: str | None = None
+    mpii_npz: str | None = None  # Table 4 (right) with part_visible
+    mpii_images: str | None = None
+
+
+@dataclass
 class Config:
     body: BodyConfig = field(default_factory=BodyConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     loss: LossConfig = field(default_factory=LossConfig)
     data: DataConfig = field(default_factory=DataConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
     seed: int = _range(0, 0, 2**31 - 1)
 
 
@@ -130,6 +196,8 @@ class ConfigError(ValueError):
 
 
 def _check(key: str, f: dataclasses.Field, value: Any, hint: Any) -> Any:
+    if "parse" in f.metadata:  # a structured key with its own checker
+        return f.metadata["parse"](key, value)
     origin = typing.get_origin(hint)
     if origin is Literal:
         if value not in typing.get_args(hint):

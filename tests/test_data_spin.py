@@ -205,7 +205,7 @@ def test_mixture_keeps_proportions_and_collates_synthetic_with_real(spin, tmp_pa
     assert (mix.which == again.which).all() and (mix.item == again.item).all()
     assert set(np.bincount(mix.item[mix.which == 1], minlength=3)) == {10}  # cycled evenly
     batch = next(iter(DataLoader(mix, batch_size=8)))
-    assert set(batch) == set(COMMON_KEYS) | {"dataset"}
+    assert set(batch) == set(COMMON_KEYS) | {"dataset", "openpose"}
     assert batch["img"].shape == (8, 3, SIZE, SIZE)
     with pytest.raises(ValueError):
         MixtureDataset([synth, real], [0.5])

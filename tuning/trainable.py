@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from hkmr.config import Config
+from hkmr.eval.real import check_real, evaluate_real
 from hkmr.eval.suites import evaluate_suites
 from hkmr.train.source import prepare_source
 from hkmr.train.trainer import NonFiniteLossError, Trainer, TrainerHooks
@@ -65,11 +66,18 @@ class _FailOnce:
 
 def final_metrics(trainer: Trainer, cfg: Config, spec: TrialSpec) -> dict[str, float]:
     """The paper's suites on the test split (:func:`hkmr.eval.suites.evaluate_suites`); a
-    frozen-features trial reads its feature cache, so its node needs no rendered dataset."""
-    return evaluate_suites(trainer.module, trainer.body, trainer.kinematics, trainer.source.test,
-                           trainer.device, batch_size=cfg.train.batch_size,
-                           limit=spec.eval_limit, suites=spec.suites,
-                           degree_limit=spec.degree_limit)
+    frozen-features trial reads its feature cache, so its node needs no rendered dataset.
+    Then the real-data sets the config's ``eval.*`` keys name (:mod:`hkmr.eval.real`)."""
+    regressor, _ = check_real(cfg.eval, trainer.body)
+    metrics = evaluate_suites(trainer.module, trainer.body, trainer.kinematics,
+                              trainer.source.test, trainer.device,
+                              batch_size=cfg.train.batch_size, limit=spec.eval_limit,
+                              suites=spec.suites, degree_limit=spec.degree_limit)
+    metrics.update(evaluate_real(trainer.module, trainer.body, trainer.kinematics, cfg.eval,
+                                 trainer.device, size=cfg.data.synth_size,
+                                 batch_size=cfg.train.batch_size, limit=spec.eval_limit,
+                                 regressor=regressor))
+    return metrics
 
 
 def _train_and_report(cfg: Config, spec: TrialSpec, hooks: TrainerHooks, report, checkpoint,

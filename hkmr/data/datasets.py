@@ -44,7 +44,7 @@ from torch.utils.data import Dataset
 from .augment import AugParams, Augment, apply_gain, augment_crop, transform_targets
 from .occlusion import KINDS, apply_occluder, check, joint_occluder, standard_occluder
 from .shards import load_manifest, read_split
-from .spin import crop_matrix, j24_to_smpl, load_npz, view_from_name
+from .spin import crop_matrix, j24_to_smpl, load_npz, openpose_to_smpl, view_from_name
 from .views import FRONTAL_VIEW, protocol_views
 
 IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], np.float32)
@@ -129,7 +129,7 @@ def make_item(sample: dict, index: int, image_id: int, view: int, occlusion: tup
     if "parts" in sample:
         item["parts"] = torch.from_numpy(np.ascontiguousarray(sample["parts"]))
         item["mask"] = item["parts"] > 0
-    for key in ("focal", "transl"):
+    for key in ("focal", "transl", "openpose"):
         if key in sample:
             item[key] = torch.as_tensor(np.asarray(sample[key], np.float32))
     return item
@@ -254,19 +254,27 @@ class SpinDataset(OccludableDataset):
         center, scale = d["center"][r].astype(np.float64), float(d["scale"][r])
         if not scale > 0:
             raise ValueError(f"{self.path}: scale[{r}] = {scale} must be positive")
-        kp = np.zeros((24, 3))
+        kp, visible = np.zeros((24, 3)), np.zeros(24)
         if "part" in d:
             part = d["part"][r].astype(np.float64).copy()
             part[:, :2] = (part[:, :2] - center) / (100.0 * scale)
             kp = j24_to_smpl(part)
+            visible = (kp[:, 2] > 0).astype(np.float64)
+            if "part_visible" in d:  # annotated visibility, picked as the joints were
+                visible = j24_to_smpl(np.stack([d["part_visible"][r], part[:, 2]], 1))[:, 0]
         j3d = j24_to_smpl(d["S"][r].astype(np.float64)) if "S" in d else np.zeros((24, 4))
         has_smpl = float(d["has_smpl"][r]) if "has_smpl" in d else float("pose" in d)
         sample = {
-            "keypoints": kp, "visible": (kp[:, 2] > 0).astype(np.float32), "joints3d": j3d,
+            "keypoints": kp, "visible": visible.astype(np.float32), "joints3d": j3d,
             "pose": d["pose"][r] if "pose" in d else np.zeros(72),
             "betas": d["shape"][r] if "shape" in d else np.zeros(10),
             "has_smpl": has_smpl, "has_joints3d": float(j3d[:, 3].sum() > 0),
         }
+        if "openpose" in d:  # moved with the crop and augmentation as the GT keypoints
+            op = openpose_to_smpl(d["openpose"][r].astype(np.float64))
+            op[:, :2] = (op[:, :2] - center) / (100.0 * scale)
+            sample["openpose"] = transform_targets({**sample, "keypoints": op}, params)[
+                "keypoints"]
         sample = transform_targets(sample, params)
         warp = crop_matrix(center, scale, self.size, params.linear())
         img = cv2.warpAffine(self._image(r), warp, (self.size, self.size),
@@ -279,8 +287,11 @@ class SpinDataset(OccludableDataset):
             raise IndexError(index)
         params = self.augment.sample(_aug_rng()) if self.augment is not None else AugParams()
         r = int(self.rows[index])
-        return make_item(self.sample(index, params), index, r, int(self.view[r]),
+        item = make_item(self.sample(index, params), index, r, int(self.view[r]),
                          self.occlusion, self.occlusion_seed)
+        if "S" in self.data:  # the raw J24 ground truth, for the Human3.6M evaluation
+            item["s24"] = torch.from_numpy(self.data["S"][r].astype(np.float32))
+        return item
 
 
 class MixtureDataset(Dataset):
@@ -288,7 +299,8 @@ class MixtureDataset(Dataset):
 
     Of ``length`` items (default: the sum of the lengths) dataset k gets round(p_k * length)
     slots, filled by a seeded permutation of its items (cycled when it has fewer); the slot
-    order is shuffled once with ``seed``. Items keep :data:`COMMON_KEYS` and gain ``dataset``.
+    order is shuffled once with ``seed``. Items keep :data:`COMMON_KEYS` and ``openpose`` and
+    gain ``dataset``.
     """
 
     def __init__(self, datasets: list[Dataset], proportions: list[float],
@@ -322,5 +334,7 @@ class MixtureDataset(Dataset):
         k = int(self.which[index])
         full = self.datasets[k][int(self.item[index])]
         out = {key: full[key] for key in COMMON_KEYS}
+        # SPIN-format sets' OpenPose keypoints; none (confidence 0) for the others
+        out["openpose"] = full.get("openpose", torch.zeros(24, 3))
         out["dataset"] = torch.tensor(k, dtype=torch.int64)
         return out

@@ -136,7 +136,11 @@ def image_source(cfg: Config, progress: bool = True) -> DataSource:
     ``data.spin_npz`` is given), its val split under ``data.val_protocol``, its test split."""
     root = ensure_synthetic(cfg.data, progress=progress)
     train = SyntheticDataset(root, "train", protocol="P1", augment=cfg.data.augment)
-    if cfg.data.spin_npz:
+    if cfg.data.datasets:
+        if cfg.data.spin_npz:
+            raise ValueError("give data.datasets or data.spin_npz, not both")
+        train = training_mixture(cfg, train)
+    elif cfg.data.spin_npz:
         if not cfg.data.spin_images:
             raise ValueError("data.spin_npz needs data.spin_images (the folder of its images)")
         spin = SpinDataset(cfg.data.spin_npz, cfg.data.spin_images, size=cfg.data.synth_size,
@@ -145,3 +149,13 @@ def image_source(cfg: Config, progress: bool = True) -> DataSource:
         train = MixtureDataset([train, spin], [1 - w, w], seed=cfg.seed)
     val = SyntheticDataset(root, "val", protocol=cfg.data.val_protocol)
     return DataSource(train, val, ImageTestSets(root), loader_workers=cfg.data.workers)
+
+
+def training_mixture(cfg: Config, synthetic: Dataset) -> MixtureDataset:
+    """SPIN's mixture (``data.datasets``): each set gets its weight's share of the samples,
+    and the mixture is as long as its largest set (as SPIN's ``MixedDataset``)."""
+    sets = [synthetic if e.synthetic else
+            SpinDataset(e.npz, e.images, size=cfg.data.synth_size, augment=cfg.data.augment)
+            for e in cfg.data.datasets]
+    return MixtureDataset(sets, [e.weight for e in cfg.data.datasets],
+                          length=max(len(d) for d in sets), seed=cfg.seed)

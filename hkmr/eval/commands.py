@@ -12,7 +12,7 @@ import torch
 
 from ..body.kinematics import JointKinematics
 from ..checkpoint import checkpoint_file, load_estimator
-from ..config import Config, ConfigError, make_config, parse_override, to_dict
+from ..config import Config, ConfigError, EvalConfig, make_config, parse_override, to_dict
 from ..data.shards import load_manifest
 from ..data.source import ImageTestSets
 from ..data.synthetic import ensure_synthetic
@@ -21,8 +21,9 @@ from ..digest import provenance
 from ..io import atomic_path
 from ..options import (add_batch_size, add_device, add_eval_limits, add_out, add_overrides,
                        add_suites)
+from .real import check_real, evaluate_real, with_flags
 from .results import json_ready, table1_markdown, table4_markdown, write_results
-from .suites import evaluate_spin, evaluate_suites, parse_suites
+from .suites import evaluate_suites, parse_suites
 
 _OVERRIDE_HELP = ("overrides of the checkpoint's config that do not change the model, e.g. "
                   "data.synthetic=DIR or body.model_path=SMPL.pkl (model.* keys are refused)")
@@ -42,6 +43,16 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "the checkpoint's config, generated into the cache if missing)")
     ev.add_argument("--spin-npz", type=Path, help="SPIN-format .npz to evaluate Table 1 on")
     ev.add_argument("--spin-images", type=Path, help="image folder of --spin-npz")
+    ev.add_argument("--h36m-regressor", type=Path, help="J_regressor_h36m.npy: Human3.6M joints "
+                    "regressed from the predicted mesh, as the paper's Table 1 (default: the "
+                    "file beside --spin-npz or in its parent folder, SPIN's data/ layout)")
+    ev.add_argument("--lsp-npz", type=Path, help="SPIN-format LSP test .npz with maskname/"
+                    "partname: Table 5 (left) against its masks, in the original images")
+    ev.add_argument("--lsp-images", type=Path, help="image folder of --lsp-npz")
+    ev.add_argument("--lsp-masks", type=Path, help="folder of its masks (default: --lsp-images)")
+    ev.add_argument("--mpii-npz", type=Path, help="SPIN-format MPII-style .npz with "
+                    "part_visible: Table 4 (right), the joints annotated invisible")
+    ev.add_argument("--mpii-images", type=Path, help="image folder of --mpii-npz")
     add_out(ev, what="default: the checkpoint's folder")
     add_device(ev)
     add_batch_size(ev)
@@ -81,19 +92,23 @@ def with_overrides(cfg: Config, overrides: list[str], what: str) -> Config:
 
 
 def evaluate_and_write(model, body, device: torch.device, test_sets, out_dir: Path, args,
-                       suites, meta: dict, title: str, size: int) -> dict[str, float]:
-    """The suites on ``test_sets`` (and a SPIN-format set when ``args.spin_npz``), written to
-    ``out_dir`` with ``meta``; prints the Table 1 MPJPE table. Shared with ``hkmr train``."""
+                       suites, meta: dict, title: str, size: int,
+                       real: EvalConfig | None = None) -> dict[str, float]:
+    """The suites on ``test_sets`` and the real-data sets of ``real`` (``eval.*``, overridden
+    by ``args``' ``--spin-npz``-style flags), written to ``out_dir`` with ``meta``; prints the
+    Table 1 MPJPE table. Shared with ``hkmr train``."""
     kin = JointKinematics(body).to(device)
+    real = with_flags(real or EvalConfig(), args)
+    regressor, joints = check_real(real, body)  # bad real-data input fails before any work
+    if joints:
+        meta["spin_joints"] = joints
     start = time.perf_counter()
     metrics = evaluate_suites(model, body, kin, test_sets, device, size=size,
                               batch_size=args.batch_size, limit=args.limit, suites=suites,
                               degree_limit=args.degree_limit)
-    if getattr(args, "spin_npz", None):
-        if not args.spin_images:
-            raise ValueError("--spin-npz needs --spin-images (the folder of its images)")
-        metrics.update(evaluate_spin(model, kin, args.spin_npz, args.spin_images, device,
-                                     size=size, batch_size=args.batch_size, limit=args.limit))
+    metrics.update(evaluate_real(model, body, kin, real, device, size=size,
+                                 batch_size=args.batch_size, limit=args.limit,
+                                 regressor=regressor))
     meta.update(data=test_sets.location, suites=",".join(suites),
                 limit=args.limit, degree_limit=args.degree_limit,
                 eval_seconds=round(time.perf_counter() - start, 1))
@@ -121,7 +136,7 @@ def _eval(args: argparse.Namespace) -> None:
                       encoder=cfg.model.encoder, image_size=cfg.data.synth_size)
     evaluate_and_write(model, body, device, ImageTestSets(_data_root(cfg, args.data)),
                        args.out or ckpt.parent, args, suites, meta, f"hkmr eval {ckpt}",
-                       cfg.data.synth_size)
+                       cfg.data.synth_size, cfg.eval)
 
 
 def _named_checkpoints(items: list[str]) -> dict[str, Path]:
@@ -158,7 +173,8 @@ def _compare(args: argparse.Namespace) -> None:
         meta[name] = f"{path} ({cfg.model.regressor}, in_the_loop={cfg.train.in_the_loop})"
         runs[name] = evaluate_and_write(model, body, device, ImageTestSets(roots[name]),
                                         args.out / name, args, suites, run_meta,
-                                        f"hkmr compare: {name}", cfg.data.synth_size)
+                                        f"hkmr compare: {name}", cfg.data.synth_size,
+                                        cfg.eval)
     text = "# Table 4: " + " vs ".join(runs) + "\n\n"
     text += "\n".join(f"- {k}: {v}" for k, v in meta.items()) + "\n\n"
     text += "MPJPE (mm, 14 joints):\n\n" + table4_markdown(runs)

@@ -132,7 +132,8 @@ def summary_markdown(metrics: Mapping[str, Value], title: str = "Evaluation",
             + "\n")
     if any(k.startswith("spin_") for k in metrics):
         groups = sorted({k.split("_")[1] for k in metrics if k.startswith("spin_")})
-        parts.append("## Table 1 on the SPIN-format set: MPJPE (mm)\n")
+        joints = (meta or {}).get("spin_joints", "smpl_joints (no H36M regressor)")
+        parts.append(f"## Table 1 on the SPIN-format set: MPJPE (mm; joints: {joints})\n")
         parts.append(table1_markdown(metrics, prefix="spin_", protocols=groups))
     if any(k.startswith("degree_") for k in metrics):
         parts.append("## Fig. 6: MPJPE against degree of occlusion\n")
@@ -141,10 +142,20 @@ def summary_markdown(metrics: Mapping[str, Value], title: str = "Evaluation",
         thr = format_value(metrics.get("pck_threshold_px"), 1)
         parts.append(f"## Table 4 (right): invisible joints (PCK at {thr} px)\n")
         parts.append(invisible_markdown(metrics))
+    if any(k.startswith("mpii_") for k in metrics):
+        thr = format_value(metrics.get("mpii_pck_threshold_px"), 1)
+        parts.append(f"## Table 4 (right) on the SPIN-format MPII set (PCK at {thr} px)\n")
+        parts.append(invisible_markdown({k[5:]: v for k, v in metrics.items()
+                                         if k.startswith("mpii_")}))
     if any(k.startswith("seg_") for k in metrics):
         n = format_value(metrics.get("seg_images"), 0)
         parts.append(f"## Table 5 (left): segmentation of the rendered prediction ({n} images)\n")
         parts.append(segmentation_markdown(metrics))
+    if any(k.startswith("lsp_seg_") for k in metrics):
+        n = format_value(metrics.get("lsp_seg_images"), 0)
+        parts.append(f"## Table 5 (left) on the SPIN-format LSP set ({n} images)\n")
+        parts.append(segmentation_markdown({k[4:]: v for k, v in metrics.items()
+                                            if k.startswith("lsp_seg_")}))
     return "\n".join(parts)
 
 

@@ -37,8 +37,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
-from torch.utils.data import DataLoader, Dataset, Subset
+from torch.utils.data import Dataset, Subset
 
 from ..body.kinematics import JointKinematics
 from ..data.datasets import SpinDataset
@@ -47,6 +46,8 @@ from ..data.render import PartRenderer
 from ..data.source import TestSets
 from ..data.views import FRONTAL_VIEW
 from ..model.estimator import MeshEstimator, weak_perspective
+from .h36m import h36m_pass
+from .predict import predict, predicted_vertices
 from .metrics import mpjpe, mpjpe_2d, pa_mpjpe, pck, select_eval_joints
 from .segmentation import SegmentationAccumulator
 
@@ -69,27 +70,6 @@ def parse_suites(text: str) -> tuple[str, ...]:
         raise ValueError(f"unknown suite(s) {', '.join(bad) or repr(text)}; choose from "
                          f"{', '.join(SUITES)} or all")
     return tuple(s for s in SUITES if s in names)
-
-
-@torch.no_grad()
-def predict(model: MeshEstimator, dataset, device: torch.device, batch_size: int = 64,
-            limit: int = 0, keys: tuple[str, ...] = (), size: int | None = None):
-    """Yield (batch, final regressor output) over ``dataset`` (the first ``limit`` items).
-
-    ``size``: the model's input side; images of another size are resized (bilinear)."""
-    if limit and limit < len(dataset):
-        dataset = Subset(dataset, range(limit))
-    model.eval()
-    for batch in DataLoader(dataset, batch_size=batch_size, shuffle=False):
-        if "features" in batch:  # a feature dataset (frozen-features regime)
-            yield batch, model(features=batch["features"].to(device))[-1]
-            continue
-        img = batch["img"].to(device)
-        if size and img.shape[-1] != size:
-            img = F.interpolate(img, size=(size, size), mode="bilinear", align_corners=False,
-                                antialias=True)
-        out = model(img)[-1]
-        yield batch, out
 
 
 @torch.no_grad()
@@ -163,9 +143,7 @@ def _run(model, kinematics, dataset: Dataset, indices, device, *, batch_size: in
             keep = torch.from_numpy(np.isin(batch["index"].numpy(), seg_keep))
             if keep.any():
                 k = keep.to(out.betas.device)
-                verts = (out.vertices[k] if out.vertices is not None else
-                         body.forward(out.pose[k][:, :1], out.pose[k][:, 1:],
-                                      out.betas[k]).vertices)
+                verts = predicted_vertices(out, body)[k]
                 seg.update(torch.from_numpy(renderer(verts.float(), cam[keep])),
                            batch["parts"][keep])
     return _Pass(torch.cat(index), torch.cat(frontal),
@@ -273,11 +251,16 @@ def evaluate_suites(model: MeshEstimator, body, kinematics: JointKinematics,
 
 def evaluate_spin(model: MeshEstimator, kinematics: JointKinematics, npz: str | Path,
                   img_root: str | Path, device: torch.device, *, size: int,
-                  batch_size: int = 64, limit: int = 0, columns=COLUMNS) -> dict[str, float]:
+                  batch_size: int = 64, limit: int = 0, columns=COLUMNS, body=None,
+                  regressor: torch.Tensor | None = None) -> dict[str, float]:
     """Table 1 on a SPIN-format real test set (e.g. SPIN's ``h36m_valid_protocol1.npz``),
     cropped to ``size`` px. Human3.6M images (camera serial in the name) give P1 and P2;
     other sets one row ``all``. Keys ``spin_{P1,P2|all}_{column}_{mpjpe,pa_mpjpe,images}``;
-    MPJPE on the 14 joints, only images whose 3D joints have all 14 (SPIN's ``S``)."""
+    MPJPE on the 14 joints, only images whose 3D joints have all 14 (SPIN's ``S``).
+
+    ``regressor`` (17 x V, with ``body``): the joints are SPIN's, regressed from the predicted
+    mesh (:mod:`hkmr.eval.h36m`), as Table 1's numbers were made; without it they are SMPL's
+    kinematic joints against ``S`` mapped to SMPL order (not comparable with the paper)."""
     base = SpinDataset(npz, img_root, size=size)
     view = base.view[base.rows]
     if (view >= 0).any():
@@ -291,14 +274,19 @@ def evaluate_spin(model: MeshEstimator, kinematics: JointKinematics, npz: str | 
     try:
         for column in columns:
             dataset = base if column == "standard" else base.with_occlusion(column)
-            res = _run(model, kinematics, dataset, run_idx, device, batch_size=batch_size,
-                       size=size, image_size=size)
+            if regressor is not None:
+                index, errors = h36m_pass(model, body, regressor, dataset, run_idx, device,
+                                          batch_size=batch_size, size=size)
+            else:
+                res = _run(model, kinematics, dataset, run_idx, device, batch_size=batch_size,
+                           size=size, image_size=size)
+                index, errors = res.index, res.errors
             for name, members in groups.items():
-                sel = torch.from_numpy(np.isin(res.index.numpy(), members))
+                sel = torch.from_numpy(np.isin(index.numpy(), members))
                 for metric in ("mpjpe", "pa_mpjpe"):
-                    out[f"spin_{name}_{column}_{metric}"] = _mean(res.errors[metric][sel])
+                    out[f"spin_{name}_{column}_{metric}"] = _mean(errors[metric][sel])
                 out[f"spin_{name}_{column}_images"] = float(
-                    (sel & ~res.errors["mpjpe"].isnan()).sum())
+                    (sel & ~errors["mpjpe"].isnan()).sum())
     finally:
         model.train(was_training)
     return out

@@ -84,7 +84,8 @@ def _train(args: argparse.Namespace) -> None:
                           val_mpjpe=round(last.get("val_mpjpe", float("nan")), 2))
         metrics = evaluate_and_write(trainer.module, trainer.body, trainer.device, source.test,
                                      args.out, args, suites, meta,
-                                     f"hkmr train --config {args.config}", cfg.data.synth_size)
+                                     f"hkmr train --config {args.config}", cfg.data.synth_size,
+                                     cfg.eval)
         for key, value in metrics.items():
             writer.add_scalar(f"test/{key}", value, trainer.epoch)
         if tracking:

@@ -83,8 +83,11 @@ def total_loss(outputs: list[RegressorOutput], batch: dict[str, torch.Tensor],
         joints = joints_of(out)
         terms["3d"] = terms["3d"] + weights.w_3d * joints_3d_loss(
             joints, batch["joints3d"], batch["has_joints3d"])
-        terms["2d"] = terms["2d"] + weights.w_2d * keypoints_2d_loss(
-            weak_perspective(joints, out.cam), batch["keypoints"])
+        pred_2d = weak_perspective(joints, out.cam)
+        l2d = weights.w_gt_2d * keypoints_2d_loss(pred_2d, batch["keypoints"])
+        if weights.w_openpose > 0 and "openpose" in batch:  # SPIN's two 2D keypoint sets
+            l2d = l2d + weights.w_openpose * keypoints_2d_loss(pred_2d, batch["openpose"])
+        terms["2d"] = terms["2d"] + weights.w_2d * l2d
         pose, shape = smpl_losses(out, batch["pose"], batch["betas"], batch["has_smpl"])
         terms["smpl_pose"] = terms["smpl_pose"] + weights.w_smpl * pose
         terms["smpl_shape"] = terms["smpl_shape"] + weights.w_shape * shape

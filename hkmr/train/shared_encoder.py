@@ -33,7 +33,9 @@ _NOT_IN_KEY = {("data", "workers"), ("data", "features"), ("train", "threads"),
                ("train", "smplify_prior"), ("train", "fit_threshold")}
 #: keys in the digest only when set away from their default, so caches made before the key
 #: existed stay valid
-_KEYED_IF_SET = {("data", "smpl_fraction"): 1.0}
+_KEYED_IF_SET = {("data", "smpl_fraction"): 1.0, ("data", "mean_params"): None,
+                 ("data", "datasets"): None, ("loss", "w_gt_2d"): 1.0,
+                 ("loss", "w_openpose"): 0.0}
 
 
 def encoder_run_config(cfg: Config) -> Config:
@@ -50,6 +52,7 @@ def encoder_run_config(cfg: Config) -> Config:
 def encoder_key(cfg: Config) -> str:
     """``<encoder>-<digest of the encoder run's settings>``: the shared encoder's folder."""
     values = to_dict(encoder_run_config(cfg))
+    values.pop("eval")  # the test sets evaluated afterwards change nothing the encoder learns
     for section, key in _NOT_IN_KEY:
         values[section].pop(key)
     for (section, key), default in _KEYED_IF_SET.items():
