@@ -11,12 +11,13 @@ from hkmr.eval.segmentation import confusion, scores
 
 
 def test_mpjpe_of_a_known_offset_is_its_length():
-    gt = torch.randn(3, 24, 3)
+    gt = torch.randn(3, 24, 3, generator=torch.Generator().manual_seed(0))
     pred = gt.clone()
     pred[:, 5] += torch.tensor([0.03, 0.04, 0.0])  # one joint off by 5 cm
     torch.testing.assert_close(mpjpe(pred, gt), torch.full((3,), 50.0 / 24))
     # a global translation does not count (pelvis-aligned)
-    torch.testing.assert_close(mpjpe(gt + 0.7, gt), torch.zeros(3), atol=1e-4, rtol=0)
+    # (float32 rounding of a 0.7 m shift is ~1e-4 mm)
+    torch.testing.assert_close(mpjpe(gt + 0.7, gt), torch.zeros(3), atol=1e-3, rtol=0)
 
 
 def test_fourteen_joints_align_on_the_hip_centre():
