@@ -72,6 +72,11 @@ def _command() -> str:
 def _sweep(args: argparse.Namespace) -> None:
     from .sweep import run_sweep
 
+    if Path(args.experiment).stem == "choose_iterations":
+        raise ValueError("choose_iterations is not a plain sweep: its search, the "
+                         "confirmation on fresh seeds and the decision are run by "
+                         f"`hkmr choose-iterations --preset {args.preset}`")
+
     _, out = run_sweep(args.experiment, args.preset, args.seeds, args.address, args.storage,
                        args.max_concurrent, args.resume, _overrides(args), args.name,
                        args.out, command=_command())

@@ -6,8 +6,10 @@ process start-up instead of a Ray Train controller and worker group).
 CPU, NCCL on GPU) whose workers run the same trainer; ``TuneReportCallback`` forwards rank 0's
 metrics to Tune. Its run name is stable per trial, so a retried trial resumes its training.
 
-Both paths report the same metrics every epoch with a checkpoint Ray can resume from, then a
-final report with the paper's evaluation suites on the test split. A trial whose loss
+Both paths report the same metrics every epoch with a checkpoint Ray can resume from; the
+last epoch's report also carries the paper's evaluation suites on the test split and
+``final = 1`` (one report, so an early-stopping scheduler never stops a trial between the end
+of its training and its final metrics). A trial whose loss
 becomes non-finite reports ``failed = 1`` and the error, and ends; the sweep goes on.
 The trial's data source (:func:`hkmr.train.source.prepare_source`) is made before its
 trainer; the sweep driver has already built what it reads (dataset, prior, feature cache).
@@ -81,9 +83,17 @@ def _train_and_report(cfg: Config, spec: TrialSpec, hooks: TrainerHooks, report,
         out_dir = Path(tmp)
         _restore(checkpoint, out_dir)
 
+        held: dict = {}
+
         def on_epoch(metrics: dict, path: Path | None) -> None:
-            report({**_numeric(metrics), "failed": 0, "node_id": _node_id()},
-                   path.parent if path else None)
+            if metrics["epoch"] >= cfg.train.epochs:
+                # the last epoch is reported together with the final metrics: an
+                # early-stopping scheduler deciding on this report cannot stop a trial
+                # that has finished training before its test evaluation
+                held.update(metrics=metrics, path=path)
+            else:
+                report({**_numeric(metrics), "failed": 0, "node_id": _node_id()},
+                       path.parent if path else None)
             fail_once(metrics["epoch"])
 
         hooks.on_epoch = on_epoch
@@ -98,8 +108,10 @@ def _train_and_report(cfg: Config, spec: TrialSpec, hooks: TrainerHooks, report,
         final = final_metrics(trainer, cfg, spec) if is_main and spec.suites else {}
         # the trial's own work (data, model, training, evaluation): what is not Ray overhead
         work = time.perf_counter() - start
-        report({**_numeric(last), **final, "failed": 0, "final": 1, "node_id": _node_id(),
-                "trial_work_seconds": work, **source.describe()}, None)
+        path = held.get("path")
+        report({**_numeric(held.get("metrics", last)), **final, "failed": 0, "final": 1,
+                "node_id": _node_id(), "trial_work_seconds": work, **source.describe()},
+               path.parent if path else None)
 
 
 def hkmr_trial(config: dict[str, Any], spec: TrialSpec) -> None:
