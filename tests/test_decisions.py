@@ -45,7 +45,7 @@ def test_an_unresolved_difference_states_the_bound_it_excludes():
             for c, v in (("X", x), ("R", r))]
     text = paired_table({"columns": ["X", "R"], "metric": "mpjpe", "reference": "R"}, rows)
     # P1 and P2 carry the same differences: Holm doubles both p-values
-    assert f"p={min(1, 2 * test.p):.3f}, |Δ| < {test.excluded_above:.2f} |" in text
+    assert f"p={min(1, 2 * test.p):.3f}; excludes > {test.excluded_above:.2f} |" in text
     assert "Minimal detectable paired difference" in text and f"P1 {mde(test.sd, 3):.2f} mm" in text
 
 

@@ -4,8 +4,8 @@ table's ``reference`` (:mod:`tuning.stats`), with
 * the mean and two-sided 95 % interval of the difference (paired t),
 * its p-value, Holm-adjusted over every comparison of the table (one table = one metric),
   and ``*`` where the adjusted p < 0.05,
-* for an unresolved difference, the bound its interval sets ("differences beyond ±X mm are
-  excluded"), so "no significant difference" reads as what it is,
+* for an unresolved difference, the bound its interval sets ("excludes > X": differences
+  beyond ±X mm are excluded), so "no significant difference" reads as what it is,
 * under the table, the minimal detectable paired difference at 80 % power of the standard
   test set's P1 and P2, from the paired spread pooled over the table's comparisons.
 """
@@ -39,7 +39,8 @@ def format_p(p: float) -> str:
 
 
 def format_paired(test: Paired, p_holm: float, digits: int = 2) -> str:
-    """``-2.00 ± 0.40 (n=3) p=0.004 *`` or ``+0.07 ± 1.22 (n=3) p=1.000, |Δ| < 1.29``."""
+    """``-2.00 ± 0.40 (n=3) p=0.004 *`` or ``+0.07 ± 1.22 (n=3) p=1.000; excludes > 1.29``
+    (no ``|``: the text stands in a Markdown table cell)."""
     if test.n == 0 or not math.isfinite(test.mean):
         return _DASH
     if test.n < 2:
@@ -47,7 +48,7 @@ def format_paired(test: Paired, p_holm: float, digits: int = 2) -> str:
     text = f"{test.mean:+.{digits}f} ± {test.half:.{digits}f} (n={test.n}) {format_p(p_holm)}"
     if p_holm < ALPHA:
         return text + " *"
-    return text + f", |Δ| < {test.excluded_above:.{digits}f}"
+    return text + f"; excludes > {test.excluded_above:.{digits}f}"
 
 
 def _layout(table: dict) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
@@ -87,10 +88,12 @@ def paired_table(table: dict, rows: list[dict]) -> str:
     family = sum(1 for p in adjusted.values() if math.isfinite(p))
     body = [[label] + [format_paired(tests[a, b], adjusted[a, b]) for _, b in cols]
             for label, a in lines]
+    tested = (f"p: two-sided paired t-test, Holm-adjusted over the {family} comparisons of "
+              f"this table; * = adjusted p < 0.05; excludes > X: the interval rules out "
+              f"differences larger than X mm either way" if family else
+              "one seed: no interval, no test")
     title = [f"Paired difference to **{ref}** (same seed; mean ± 95 % CI; negative = lower "
-             f"than {ref}; p: two-sided paired t-test, Holm-adjusted over the {family} "
-             f"comparisons of this table; * = adjusted p < 0.05; |Δ| < X: the interval "
-             f"excludes differences larger than X mm):", ""]
+             f"than {ref}; {tested}):", ""]
     text = "\n".join(title) + "\n" + markdown_table([""] + [h for h, _ in cols], body)
     return text + "\n" + power_line(rows, table, metric) + "\n"
 
