@@ -138,3 +138,38 @@ def test_a_search_sweep_with_several_seeds_is_refused_before_ray(tmp_path):
 
     with pytest.raises(ConfigError, match="is a search: it runs one seed per sampled point"):
         plan_sweep("loss_weights", "smoke", seeds=2, storage=tmp_path)
+
+
+def _images(effect: float, seeds=3, images=40, seed=0):
+    """Per-image rows: a seed effect, an image effect shared by every configuration (the
+    same test images), the configuration's true effect and per-trial noise."""
+    import pyarrow as pa
+
+    rng = np.random.default_rng(seed)
+    image_effect = rng.normal(0, 20, images)
+    rows = []
+    for s in range(seeds):
+        seed_effect = rng.normal(0, 5)
+        for name, shift in (("X", effect), ("Ref", 0.0)):
+            for i in range(images):
+                v = 80 + seed_effect + image_effect[i] + shift + rng.normal(0, 2)
+                for protocol in ("P1", "P2"):
+                    rows.append({"trial_id": f"{name}{s}", "configuration": name, "seed": s,
+                                 "image": i, "protocol": protocol, "occlusion": "standard",
+                                 "degree": 0, "mpjpe": v, "pa_mpjpe": v / 2})
+    return pa.Table.from_pylist(rows)
+
+
+def test_bootstrap_over_seeds_and_images_covers_the_true_paired_difference():
+    from tuning.images import bootstrap_difference, bootstrap_section
+
+    mean, low, high, seeds, images = bootstrap_difference(_images(3.0), "X", "Ref")
+    assert (seeds, images) == (3, 40)
+    assert low < 3.0 < high and high - low < 3  # the shared image effect cancels
+    assert low > 0  # a 3 mm effect over noise of 2 mm per image is resolved
+    text = bootstrap_section(_images(0.0), [{"columns": ["X", "Ref"], "reference": "Ref"}], 500)
+    assert "| X − Ref | P1 | MPJPE |" in text and "| 3 | 40 |" in text
+    covered = sum(lo < 0 < hi for _, lo, hi, _, _ in
+                  (bootstrap_difference(_images(0.0, seed=k), "X", "Ref", resamples=500)
+                   for k in range(40)))
+    assert covered >= 32  # measured: 40 of 40 intervals cover the true 0

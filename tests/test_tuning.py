@@ -61,6 +61,18 @@ def test_sweep_two_configurations_two_seeds_gives_four_trials_and_a_ci_table(
     text = (out / "tables.md").read_text()
     assert "| P1 |" in text and "(n=2)" in text and " ± " in text
     assert "Trials: 4 ok" in text
+    # every trial's per-image errors, collected from its final checkpoint (issue 15)
+    images = pq.read_table(out / "images.parquet").to_pylist()
+    assert {(r["configuration"], r["seed"]) for r in images} == {
+        ("HKMR", 0), ("HKMR", 1), ("HMR", 0), ("HMR", 1)}
+    p1 = [r["mpjpe"] for r in images if r["trial_id"] == table[0]["trial_id"]
+          and (r["protocol"], r["occlusion"]) == ("P1", "standard")]
+    assert sum(p1) / len(p1) == pytest.approx(table[0]["P1_standard_mpjpe"], rel=1e-5)
+    from tuning.images import bootstrap_section
+
+    assert "| HMR − HKMR | P1 | MPJPE |" in bootstrap_section(
+        pq.read_table(out / "images.parquet"),
+        [{"columns": ["HMR", "HKMR"], "reference": "HKMR"}], 200)
 
 
 @pytest.mark.slow

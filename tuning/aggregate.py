@@ -31,6 +31,7 @@ from hkmr.io import atomic_path
 
 from .space import Experiment
 from .cells import cell, columns
+from .images import save_images
 from .paired import paired_table
 from .plots import plot_degrees, plot_iterations
 from .spec import SEED, configuration_label, search_values
@@ -172,8 +173,12 @@ def header(exp: Experiment, preset: str, info: dict[str, Any]) -> str:
 
 def aggregate_grid(grid, exp: Experiment, preset: str, out_dir: str | Path,
                    sweep_info: dict | None = None) -> Path:
-    """Write trials.parquet, tables.md and plots for a ResultGrid into ``out_dir``."""
-    return write_results(trials_table(grid, exp), exp, preset, out_dir, sweep_info or {})
+    """Write trials.parquet, images.parquet (:mod:`tuning.images`), tables.md and plots for
+    a ResultGrid into ``out_dir``."""
+    trials = trials_table(grid, exp)
+    out = write_results(trials, exp, preset, out_dir, sweep_info or {})
+    save_images(grid, trials, out)
+    return out
 
 
 def write_results(table: pa.Table, exp: Experiment, preset: str, out_dir: str | Path,

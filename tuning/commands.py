@@ -58,6 +58,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     report.add_argument("sweep_dir", type=Path, help="STORAGE/NAME of a sweep, or a results "
                         "folder (re-rendered from its trials.parquet)")
     _out(report)
+    report.add_argument("--bootstrap", type=int, metavar="N", default=0,
+                        help="also write bootstrap.md: each paired difference's 95 %% interval "
+                        "from N resamples of seeds x test images (needs images.parquet)")
     report.set_defaults(func=_report)
     choose = sub.add_parser("choose-iterations", help="choose the outer/inner iterations "
                             "with Optuna + ASHA, seeds and measured latency")
@@ -89,6 +92,11 @@ def _report(args: argparse.Namespace) -> None:
 
     out = report_sweep(args.sweep_dir, args.out)
     print((out / "tables.md").read_text())
+    if args.bootstrap:
+        from .images import write_bootstrap
+        from .report import results_experiment
+
+        print(write_bootstrap(out, results_experiment(out).tables, args.bootstrap).read_text())
 
 
 def _choose(args: argparse.Namespace) -> None:

@@ -24,10 +24,11 @@ from pathlib import Path
 from typing import Any
 
 from hkmr.config import Config
-from hkmr.eval.suites import evaluate_suites
+from hkmr.eval.suites import evaluate_suites_per_image
 from hkmr.train.source import prepare_source
 from hkmr.train.trainer import NonFiniteLossError, Trainer, TrainerHooks
 
+from .images import write_trial_images
 from .spec import TrialSpec
 
 
@@ -65,13 +66,15 @@ class _FailOnce:
             raise RuntimeError(f"injected failure after epoch {epoch} (fail_once_at_epoch)")
 
 
-def final_metrics(trainer: Trainer, cfg: Config, spec: TrialSpec) -> dict[str, float]:
-    """The paper's suites on the test split (:func:`hkmr.eval.suites.evaluate_suites`); a
-    frozen-features trial reads its feature cache, so its node needs no rendered dataset."""
-    return evaluate_suites(trainer.module, trainer.body, trainer.kinematics, trainer.source.test,
-                           trainer.device, batch_size=cfg.train.batch_size,
-                           limit=spec.eval_limit, suites=spec.suites,
-                           degree_limit=spec.degree_limit)
+def final_metrics(trainer: Trainer, cfg: Config, spec: TrialSpec
+                  ) -> tuple[dict[str, float], dict[str, list]]:
+    """The paper's suites on the test split and their per-image errors
+    (:func:`hkmr.eval.suites.evaluate_suites_per_image`); a frozen-features trial reads its
+    feature cache, so its node needs no rendered dataset."""
+    return evaluate_suites_per_image(
+        trainer.module, trainer.body, trainer.kinematics, trainer.source.test, trainer.device,
+        batch_size=cfg.train.batch_size, limit=spec.eval_limit, suites=spec.suites,
+        degree_limit=spec.degree_limit)
 
 
 def _train_and_report(cfg: Config, spec: TrialSpec, hooks: TrainerHooks, report, checkpoint,
@@ -105,13 +108,15 @@ def _train_and_report(cfg: Config, spec: TrialSpec, hooks: TrainerHooks, report,
             report({"failed": 1, "error": str(err), "epoch": -1, "node_id": _node_id(),
                     "val_mpjpe": float("nan")}, None)
             return
-        final = final_metrics(trainer, cfg, spec) if is_main and spec.suites else {}
+        final, images = final_metrics(trainer, cfg, spec) if is_main and spec.suites else ({},
+                                                                                      {})
+        if images:  # beside the last checkpoint: the final report's checkpoint folder
+            write_trial_images(images, out_dir)
         # the trial's own work (data, model, training, evaluation): what is not Ray overhead
         work = time.perf_counter() - start
-        path = held.get("path")
         report({**_numeric(held.get("metrics", last)), **final, "failed": 0, "final": 1,
                 "node_id": _node_id(), "trial_work_seconds": work, **source.describe()},
-               path.parent if path else None)
+               out_dir if held or images else None)
 
 
 def hkmr_trial(config: dict[str, Any], spec: TrialSpec) -> None:
