@@ -173,3 +173,41 @@ def test_bootstrap_over_seeds_and_images_covers_the_true_paired_difference():
                   (bootstrap_difference(_images(0.0, seed=k), "X", "Ref", resamples=500)
                    for k in range(40)))
     assert covered >= 32  # measured: 40 of 40 intervals cover the true 0
+
+
+def test_target_mde_adds_seed_batches_sized_by_the_spread_and_says_what_stopped_it():
+    import pyarrow as pa
+
+    from tuning.aggregate import header
+    from tuning.power import power_statement, run_to_target
+
+    exp = load_experiment("table2")  # reference: Full model; primary: P1_standard_mpjpe
+    rng = np.random.default_rng(0)
+
+    def trials(calls, sd):
+        def run_batch(first, n):
+            calls.append((first, n))
+            rows = []
+            for seed in range(first, first + n):
+                effect = rng.normal(0, 5)
+                rows += [{"configuration": c, "seed": seed, "status": "ok",
+                          "P1_standard_mpjpe": 70 + effect + rng.normal(0, sd)}
+                         for c in exp.configurations]
+            return pa.Table.from_pylist(rows)
+        return run_batch
+
+    calls = []
+    table, record = run_to_target(exp, 3, 100.0, 10, trials(calls, 1.0))
+    assert calls == [(0, 3)] and "reached the target at 3 seeds" in record["stopped_by"]
+    calls = []
+    table, record = run_to_target(exp, 3, 0.01, 6, trials(calls, 1.0))
+    assert calls[0] == (0, 3) and sum(n for _, n in calls) == 6 == record["seeds"]
+    assert [f for f, _ in calls] == [0, 3] + [f for f, _ in calls][2:]  # no seed twice
+    assert "--max-seeds 6 was reached" in record["stopped_by"]
+    assert sorted({r["seed"] for r in table.to_pylist()}) == list(range(6))
+    calls = []
+    table, record = run_to_target(exp, 3, 1.5, 20, trials(calls, 1.0))
+    assert 3 < record["seeds"] < 20 and record["mde"] <= 1.5
+    assert "reached the target" in record["stopped_by"]
+    text = header(exp, "smoke", {"seeds": record["seeds"], "power": record})
+    assert power_statement(record) in text and "`--target-mde 1.5` (max 20)" in text

@@ -34,6 +34,7 @@ from .cells import cell, columns
 from .images import save_images
 from .paired import paired_table
 from .plots import plot_degrees, plot_iterations
+from .power import power_statement
 from .spec import SEED, configuration_label, search_values
 
 _SKIP = {"config", "trial_id", "date", "hostname", "node_ip", "pid", "experiment_tag",
@@ -168,7 +169,8 @@ def header(exp: Experiment, preset: str, info: dict[str, Any]) -> str:
     return (f"# {exp.title}\n\nExperiment `{exp.name}`, preset `{preset}`, seeds "
             f"{info.get('seeds', '?')}; made by `{info.get('command') or 'hkmr sweep'}` at git "
             f"revision `{info.get('git_revision')}` on {info.get('date')}. Cells: mean ± 95 % "
-            f"CI over seeds (n seeds); test split of the synthetic benchmark, mm.\n\n")
+            f"CI over seeds (n seeds); test split of the synthetic benchmark, mm.\n\n"
+            + (power_statement(info["power"]) if info.get("power") else ""))
 
 
 def aggregate_grid(grid, exp: Experiment, preset: str, out_dir: str | Path,

@@ -52,6 +52,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     sweep.add_argument("--resume", action="store_true",
                        help="continue an interrupted sweep: finished trials are kept, "
                        "unfinished ones continue from their checkpoints")
+    sweep.add_argument("--target-mde", type=float, metavar="MM", help="add seeds (a batch "
+                       "at a time, finished trials kept) until the primary endpoint's minimal "
+                       "detectable paired difference at 80 %% power is at most MM mm")
+    sweep.add_argument("--max-seeds", type=int, default=10, metavar="N",
+                       help="with --target-mde: at most N seeds (default 10)")
     sweep.set_defaults(func=_sweep)
     report = sub.add_parser("report", help="aggregate a sweep folder into Parquet, "
                             "Markdown tables and plots")
@@ -80,9 +85,16 @@ def _sweep(args: argparse.Namespace) -> None:
                          "confirmation on fresh seeds and the decision are run by "
                          f"`hkmr choose-iterations --preset {args.preset}`")
 
-    _, out = run_sweep(args.experiment, args.preset, args.seeds, args.address, args.storage,
-                       args.max_concurrent, args.resume, _overrides(args), args.name,
-                       args.out, command=_command())
+    if args.target_mde is not None:
+        from .power import sweep_to_target
+
+        out = sweep_to_target(args.experiment, args.preset, args.target_mde, args.max_seeds,
+                              args.seeds, args.address, args.storage, args.max_concurrent,
+                              _overrides(args), args.name, args.out, command=_command())
+    else:
+        _, out = run_sweep(args.experiment, args.preset, args.seeds, args.address,
+                           args.storage, args.max_concurrent, args.resume, _overrides(args),
+                           args.name, args.out, command=_command())
     print(f"results: {out}/tables.md")
     print((out / "tables.md").read_text())
 

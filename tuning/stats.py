@@ -87,7 +87,8 @@ def power(delta: float, sd: float, n: int, alpha: float = ALPHA) -> float:
     """Power of the two-sided paired t-test at level ``alpha`` for a true difference delta."""
     df, nc = n - 1, delta * math.sqrt(n) / sd
     crit = stats.t.ppf(1 - alpha / 2, df)
-    return float(stats.nct.sf(crit, df, nc) + stats.nct.cdf(-crit, df, nc))
+    lower = stats.nct.cdf(-crit, df, nc)  # NaN where it underflows (large nc, df = 1)
+    return float(stats.nct.sf(crit, df, nc) + (lower if math.isfinite(lower) else 0.0))
 
 
 def mde(sd: float, n: int, alpha: float = ALPHA, target: float = POWER) -> float:
