@@ -296,7 +296,7 @@ def test_the_trial_spec_is_checked_when_the_sweep_is_planned(tmp_path):
 
 @pytest.mark.slow
 def test_target_mde_sweep_adds_a_seed_batch_and_a_repeat_reruns_nothing(tmp_path, ray_local):
-    from tuning.power import sweep_to_target
+    from tuning.powered import sweep_to_target
 
     exp = write_experiment(tmp_path, {"A": {"model.regressor": "hmr"},
                                       "B": {"model.regressor": "hkmr"}})

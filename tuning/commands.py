@@ -86,7 +86,7 @@ def _sweep(args: argparse.Namespace) -> None:
                          f"`hkmr choose-iterations --preset {args.preset}`")
 
     if args.target_mde is not None:
-        from .power import sweep_to_target
+        from .powered import sweep_to_target
 
         out = sweep_to_target(args.experiment, args.preset, args.target_mde, args.max_seeds,
                               args.seeds, args.address, args.storage, args.max_concurrent,
