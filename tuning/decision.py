@@ -77,7 +77,8 @@ def write_decision(out: Path, chosen: dict, rows: list[dict], preset: str, seeds
              f"acceptable when the one-sided paired t-test of H0: Δ ≥ δ (Δ = candidate − best, "
              f"per seed) rejects at 5 % after Holm's adjustment over the "
              f"{len(rows) - 1} non-best candidates; the cheapest acceptable one by batch-1 "
-             f"latency (`torch.utils.benchmark`, median, on {device}) is chosen. With "
+             f"latency (`torch.utils.benchmark`, fastest of 20 measurements of 5 passes, one "
+             f"thread, on {device}) is chosen. With "
              f"{seeds} seeds an interval needs a small paired spread to fall below δ; when "
              "none does, the best is kept.", "", table,
              "Test split, reported once after the decision (P1 MPJPE, mm, mean ± 95 % CI "
