@@ -88,6 +88,6 @@ def test_a_sweep_trial_evaluates_the_configured_real_sets(tmp_path, body_model):
                                 f"eval.mpii_npz={npz}", f"eval.mpii_images={tmp_path}"])
     spec = TrialSpec(experiment="x", experiment_path="x", preset="smoke", storage=str(tmp_path),
                      eval_limit=4, suites=("table1",))
-    m = final_metrics(trainer_for(cfg, tmp_path / "run"), cfg, spec)
-    assert np.isfinite(m["P1_standard_mpjpe"]) and np.isfinite(m["spin_P1_standard_mpjpe"])
+    m, per_image = final_metrics(trainer_for(cfg, tmp_path / "run"), cfg, spec)
+    assert per_image and np.isfinite(m["P1_standard_mpjpe"]) and np.isfinite(m["spin_P1_standard_mpjpe"])
     assert m["spin_P1_standard_images"] == 4 and m["mpii_all_joints"] > 0

@@ -217,3 +217,25 @@ def test_spin_format_sets_get_table1_by_camera(setup, tmp_path):
     m = evaluate_spin(model, kin, other, tmp_path, CPU, size=64, columns=("standard",))
     assert set(m) == {"spin_all_standard_mpjpe", "spin_all_standard_pa_mpjpe",
                       "spin_all_standard_images"}
+
+
+def test_per_image_errors_average_to_the_suite_metrics(setup, body_model):
+    from hkmr.eval.suites import IMAGE_COLUMNS, evaluate_suites_per_image
+
+    cfg, root, model, kin = setup
+    kw = dict(suites=("table1", "degrees"), limit=3)
+    plain = evaluate_suites(model, body_model, kin, ImageTestSets(root), CPU, **kw)
+    metrics, images = evaluate_suites_per_image(model, body_model, kin, ImageTestSets(root),
+                                                CPU, **kw)
+    assert metrics == plain  # the metrics are unchanged
+    assert set(images) == set(IMAGE_COLUMNS)
+    rows = list(zip(*(images[c] for c in IMAGE_COLUMNS)))
+    for p in ("P1", "P2"):
+        for column in COLUMNS:
+            sel = [r for r in rows if r[1] == p and r[2] == column and r[3] == 0]
+            assert len(sel) == 3
+            for k, i in (("mpjpe", 4), ("pa_mpjpe", 5)):
+                assert np.mean([r[i] for r in sel]) == pytest.approx(
+                    metrics[f"{p}_{column}_{k}"], rel=1e-5), (p, column, k)
+    bar3 = [r[4] for r in rows if r[2] == "bar" and r[3] == 3]
+    assert np.mean(bar3) == pytest.approx(metrics["degree_bar_3_mpjpe"], rel=1e-5)

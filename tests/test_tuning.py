@@ -61,6 +61,18 @@ def test_sweep_two_configurations_two_seeds_gives_four_trials_and_a_ci_table(
     text = (out / "tables.md").read_text()
     assert "| P1 |" in text and "(n=2)" in text and " ± " in text
     assert "Trials: 4 ok" in text
+    # every trial's per-image errors, collected from its final checkpoint (issue 15)
+    images = pq.read_table(out / "images.parquet").to_pylist()
+    assert {(r["configuration"], r["seed"]) for r in images} == {
+        ("HKMR", 0), ("HKMR", 1), ("HMR", 0), ("HMR", 1)}
+    p1 = [r["mpjpe"] for r in images if r["trial_id"] == table[0]["trial_id"]
+          and (r["protocol"], r["occlusion"]) == ("P1", "standard")]
+    assert sum(p1) / len(p1) == pytest.approx(table[0]["P1_standard_mpjpe"], rel=1e-5)
+    from tuning.images import bootstrap_section
+
+    assert "| HMR − HKMR | P1 | MPJPE |" in bootstrap_section(
+        pq.read_table(out / "images.parquet"),
+        [{"columns": ["HMR", "HKMR"], "reference": "HKMR"}], 200)
 
 
 @pytest.mark.slow
@@ -101,8 +113,11 @@ def test_train_worker_that_raises_once_resumes_without_losing_epochs(tmp_path, r
     (result,) = list(grid)
     assert result.error is None
     frame = result.metrics_dataframe
-    epochs = frame[frame["final"] != 1]["epoch"].tolist() if "final" in frame else []
+    # the last epoch is reported with the final metrics (one report: ASHA cannot stop it
+    # between the two)
+    epochs = frame[frame["epoch"] > 0]["epoch"].tolist()
     assert sorted(set(epochs)) == [1, 2, 3]
+    assert frame[frame["final"] == 1]["epoch"].tolist() == [3]
     assert result.metrics["final"] == 1 and result.metrics["epoch"] == 3
     assert result.metrics["step"] == 3 * TINY["train.steps_per_epoch"], "no epoch trained twice"
 
@@ -280,3 +295,28 @@ def test_the_trial_spec_is_checked_when_the_sweep_is_planned(tmp_path):
         TrialSpec("mini", str(exp), "smoke", "store", cpus_per_trial=0)
     spec = plan_sweep(exp, overrides=["train.epochs=1"]).spec
     assert spec.overrides == {"train.epochs": 1} and spec.suites == ("table1",)
+
+
+@pytest.mark.slow
+def test_target_mde_sweep_adds_a_seed_batch_and_a_repeat_reruns_nothing(tmp_path, ray_local):
+    from tuning.powered import sweep_to_target
+
+    exp = write_experiment(tmp_path, {"A": {"model.regressor": "hmr"},
+                                      "B": {"model.regressor": "hkmr"}})
+    spec = yaml.safe_load(exp.read_text())
+    spec["reference"] = "B"
+    exp.write_text(yaml.safe_dump(spec))
+    args = dict(storage=str(tmp_path / "store"), results_dir=str(tmp_path / "results"))
+    out = sweep_to_target(str(exp), "smoke", 0.001, 3, **args)  # unreachable: up to 3 seeds
+    trials = pq.read_table(out / "trials.parquet").to_pylist()
+    assert sorted((r["configuration"], r["seed"]) for r in trials) == [
+        ("A", 0), ("A", 1), ("A", 2), ("B", 0), ("B", 1), ("B", 2)]
+    text = (out / "tables.md").read_text()
+    assert "Seeds sized by `--target-mde 0.001` (max 3): 3 seeds" in text
+    assert "--max-seeds 3 was reached" in text
+    assert (tmp_path / "store" / "mini-smoke-seeds2-2").is_dir()
+    first = {r["trial_id"]: r["trial_work_seconds"] for r in trials}
+    again = sweep_to_target(str(exp), "smoke", 0.001, 3, **args)  # resumed: nothing re-run
+    rerun = {r["trial_id"]: r["trial_work_seconds"]
+             for r in pq.read_table(again / "trials.parquet").to_pylist()}
+    assert rerun == first

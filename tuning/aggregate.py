@@ -8,7 +8,8 @@ confidence interval over seeds (Student's t) and the number of seeds. A table wi
 ``reference`` configuration also gets its **paired differences**: per seed, configuration minus
 reference (trials of one seed share the data order, the flips and, under the frozen-encoder
 protocol, the encoder, so most seed-to-seed variation cancels), with the t interval of the
-mean difference and ``*`` where it excludes 0. PNG plots show MPJPE
+mean difference, Holm-adjusted p-values within the table, the bound that excludes larger
+effects and the minimal detectable difference (:mod:`tuning.paired`). PNG plots show MPJPE
 against iterations (Table 3) and against the degree of occlusion (Fig. 6). Every file records
 the command, preset, seeds, git revision and date that made it.
 """
@@ -23,16 +24,18 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from hkmr.eval.results import format_difference as fmt_difference
 from hkmr.eval.results import format_value as fmt
 from hkmr.eval.results import markdown_table
 from hkmr.eval.suites import COLUMNS as OCCLUSIONS
 from hkmr.io import atomic_path
 
 from .space import Experiment
-from .cells import cell, columns, paired_cell
+from .cells import cell, columns
+from .images import save_images
+from .paired import paired_table
 from .plots import plot_degrees, plot_iterations
 from .queryable import with_search_columns, write_epochs
+from .power import power_statement
 from .spec import SEED, configuration_label, search_values
 
 _SKIP = {"config", "trial_id", "date", "hostname", "node_ip", "pid", "experiment_tag",
@@ -71,7 +74,7 @@ def trials_table(grid, exp: Experiment) -> pa.Table:
         frame = result.metrics_dataframe
         epochs = []
         if frame is not None and "epoch" in frame:
-            per_epoch = frame[(frame["epoch"] > 0) & (frame.get("final", 0) != 1)]
+            per_epoch = frame[frame["epoch"] > 0]  # the last epoch's row is the final one
             cols = [c for c in per_epoch.columns if c.startswith(("val_", "train_"))
                     or c in ("epoch", "images_seen", "images_per_second")]
             epochs = json.loads(per_epoch[cols].to_json(orient="records"))
@@ -90,25 +93,6 @@ def trials_table(grid, exp: Experiment) -> pa.Table:
 
 def _headed(title_lines: list[str], header: list[str], rows: list[list[str]]) -> str:
     return "\n".join(title_lines) + "\n" + markdown_table(header, rows)
-
-
-def paired_table(table: dict, rows: list[dict]) -> str:
-    """The differences to ``table['reference']`` in the layout of ``table``."""
-    metric, ref = table.get("metric", "mpjpe"), table["reference"]
-    title = [f"Paired difference to **{ref}** (same seed; mean ± 95 % CI; negative = lower "
-             f"than {ref}; * = the interval excludes 0):", ""]
-    if table.get("layout") == "rows_are_configurations":
-        keys = [(f"{occ.capitalize()} {p}", f"{p}_{occ}_{metric}")
-                for occ in OCCLUSIONS for p in ("P1", "P2")]
-        body = [[f"{name} − {ref}"] + [fmt_difference(paired_cell(rows, name, ref, k))
-                                        for _, k in keys]
-                for name in table["rows"] if name != ref]
-        return _headed(title, [""] + [h for h, _ in keys], body)
-    cols = [(label, name) for label, name in columns(table) if name != ref]
-    body = [[protocol] + [fmt_difference(paired_cell(rows, name, ref,
-                                                     f"{protocol}_standard_{metric}"))
-                          for _, name in cols] for protocol in ("P1", "P2")]
-    return _headed(title, [""] + [label for label, _ in cols], body)
 
 
 def experiment_table(table: dict, rows: list[dict]) -> str:
@@ -186,14 +170,18 @@ def header(exp: Experiment, preset: str, info: dict[str, Any]) -> str:
     return (f"# {exp.title}\n\nExperiment `{exp.name}`, preset `{preset}`, seeds "
             f"{info.get('seeds', '?')}; made by `{info.get('command') or 'hkmr sweep'}` at git "
             f"revision `{info.get('git_revision')}` on {info.get('date')}. Cells: mean ± 95 % "
-            f"CI over seeds (n seeds); test split of the synthetic benchmark, mm.\n\n")
+            f"CI over seeds (n seeds); test split of the synthetic benchmark, mm.\n\n"
+            + (power_statement(info["power"]) if info.get("power") else ""))
 
 
 def aggregate_grid(grid, exp: Experiment, preset: str, out_dir: str | Path,
                    sweep_info: dict | None = None) -> Path:
-    """Write trials.parquet, epochs.parquet (:mod:`tuning.queryable`), tables.md and plots
-    for a ResultGrid into ``out_dir``."""
-    return write_results(trials_table(grid, exp), exp, preset, out_dir, sweep_info or {})
+    """Write trials.parquet, epochs.parquet (:mod:`tuning.queryable`), images.parquet
+    (:mod:`tuning.images`), tables.md and plots for a ResultGrid into ``out_dir``."""
+    trials = trials_table(grid, exp)
+    out = write_results(trials, exp, preset, out_dir, sweep_info or {})
+    save_images(grid, trials, out)
+    return out
 
 
 def write_results(table: pa.Table, exp: Experiment, preset: str, out_dir: str | Path,

@@ -1,5 +1,5 @@
 """Cells of the aggregated tables: a metric of one configuration over its seeds, as mean ± 95 %
-confidence interval (Student's t), and the paired per-seed difference of two configurations.
+confidence interval (Student's t); paired differences are :mod:`tuning.paired`'s.
 A cell is ``(mean, half-width, n)``; formatted by :func:`hkmr.eval.results.format_value`."""
 
 from __future__ import annotations
@@ -25,16 +25,6 @@ def mean_ci(values: list[float]) -> tuple[float, float, int]:
 def cell(rows: list[dict], configuration: str, key: str) -> tuple[float, float, int]:
     return mean_ci([r.get(key) for r in rows
                     if r["configuration"] == configuration and r["status"] == "ok"])
-
-
-def paired_cell(rows: list[dict], configuration: str, reference: str,
-                key: str) -> tuple[float, float, int]:
-    """Mean ± 95 % CI of (configuration - reference) over the seeds both finished."""
-    ref = {r["seed"]: r.get(key) for r in rows
-           if r["configuration"] == reference and r["status"] == "ok"}
-    return mean_ci([r[key] - ref[r["seed"]] for r in rows
-                    if r["configuration"] == configuration and r["status"] == "ok"
-                    and r.get(key) is not None and ref.get(r["seed"]) is not None])
 
 
 def columns(table: dict) -> list[tuple[str, str]]:

@@ -56,6 +56,11 @@ def register(sub: argparse._SubParsersAction) -> None:
                        "optuna.db, which optuna-dashboard opens)")
     sweep.add_argument("--dry-run", action="store_true", help="print every trial and the "
                        "shared artefacts it would build or reuse; start nothing")
+    sweep.add_argument("--target-mde", type=float, metavar="MM", help="add seeds (a batch "
+                       "at a time, finished trials kept) until the primary endpoint's minimal "
+                       "detectable paired difference at 80 %% power is at most MM mm")
+    sweep.add_argument("--max-seeds", type=int, default=10, metavar="N",
+                       help="with --target-mde: at most N seeds (default 10)")
     sweep.set_defaults(func=_sweep)
     report = sub.add_parser("report", help="aggregate a sweep folder into Parquet, "
                             "Markdown tables and plots")
@@ -65,6 +70,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "results folder under OUT with its experiment, preset, regime, seeds, "
                         "date and command")
     _out(report)
+    report.add_argument("--bootstrap", type=int, metavar="N", default=0,
+                        help="also write bootstrap.md: each paired difference's 95 %% interval "
+                        "from N resamples of seeds x test images (needs images.parquet)")
     report.set_defaults(func=_report)
     choose = sub.add_parser("choose-iterations", help="choose the outer/inner iterations "
                             "with Optuna + ASHA, seeds and measured latency")
@@ -80,6 +88,10 @@ def _sweep(args: argparse.Namespace) -> None:
     from .space import load_experiment
     from .sweep import plan_sweep, run_sweep, shared_root
 
+    if Path(args.experiment).stem == "choose_iterations":
+        raise ValueError("choose_iterations is not a plain sweep: its search, the "
+                         "confirmation on fresh seeds and the decision are run by "
+                         f"`hkmr choose-iterations --preset {args.preset}`")
     if args.dry_run:
         from .dryrun import describe
 
@@ -87,14 +99,21 @@ def _sweep(args: argparse.Namespace) -> None:
                           _overrides(args), args.name, args.max_concurrent)
         print(describe(plan, shared_root(plan.storage, args.address)), end="")
         return
-    from .progress import best_line
+    if args.target_mde is not None:
+        from .powered import sweep_to_target
 
-    grid, out = run_sweep(args.experiment, args.preset, args.seeds, args.address,
-                          args.storage, args.max_concurrent, args.resume, _overrides(args),
-                          args.name, args.out, command=_command(),
-                          tracking=parse_tracking(args.tracking, args.out),
-                          optuna_storage=args.optuna_storage)
-    print(best_line(grid, load_experiment(args.experiment)))
+        out = sweep_to_target(args.experiment, args.preset, args.target_mde, args.max_seeds,
+                              args.seeds, args.address, args.storage, args.max_concurrent,
+                              _overrides(args), args.name, args.out, command=_command())
+    else:
+        from .progress import best_line
+
+        grid, out = run_sweep(args.experiment, args.preset, args.seeds, args.address,
+                              args.storage, args.max_concurrent, args.resume, _overrides(args),
+                              args.name, args.out, command=_command(),
+                              tracking=parse_tracking(args.tracking, args.out),
+                              optuna_storage=args.optuna_storage)
+        print(best_line(grid, load_experiment(args.experiment)))
     print(f"results: {out}/tables.md")
     print((out / "tables.md").read_text())
 
@@ -111,6 +130,11 @@ def _report(args: argparse.Namespace) -> None:
         raise SystemExit("hkmr report: give a sweep folder (or --index)")
     out = report_sweep(args.sweep_dir, args.out)
     print((out / "tables.md").read_text())
+    if args.bootstrap:
+        from .images import write_bootstrap
+        from .report import results_experiment
+
+        print(write_bootstrap(out, results_experiment(out).tables, args.bootstrap).read_text())
 
 
 def _choose(args: argparse.Namespace) -> None:

@@ -42,15 +42,24 @@ def recorded_experiment(info: dict, folder: Path) -> Experiment:
     return load_experiment(name)
 
 
-def rerender_results(folder: str | Path) -> Path:
-    """Rewrite ``tables.md`` and the plots of a results folder from its ``trials.parquet``."""
-    folder = Path(folder)
+def _recorded(folder: Path):
     table = pq.read_table(folder / "trials.parquet")
     meta = (table.schema.metadata or {}).get(b"hkmr_sweep")
     if meta is None:
         raise ValueError(f"{folder / 'trials.parquet'} has no 'hkmr_sweep' schema metadata: "
                          "not written by hkmr sweep")
-    info = json.loads(meta)
+    return table, json.loads(meta)
+
+
+def results_experiment(folder: str | Path) -> Experiment:
+    """The experiment a results folder (with a ``trials.parquet``) was made with."""
+    return recorded_experiment(_recorded(Path(folder))[1], Path(folder))
+
+
+def rerender_results(folder: str | Path) -> Path:
+    """Rewrite ``tables.md`` and the plots of a results folder from its ``trials.parquet``."""
+    folder = Path(folder)
+    table, info = _recorded(folder)
     exp = recorded_experiment(info, folder)
     return write_results(upgrade_trials(table.replace_schema_metadata(None)), exp,
                          info["preset"], folder, info)

@@ -7,6 +7,9 @@ vocabulary of :mod:`hkmr.config` (dotted keys such as ``model.outer_iters``):
 * ``configurations``: named sets of keys (the columns or rows of the paper's table), trained
   as a grid of configurations x seeds; or ``search``: distributions of keys for Optuna
   (``choice``, ``uniform``, ``loguniform``, ``randint``);
+* ``primary``: the primary endpoint (default ``P1_standard_mpjpe``, P1 MPJPE on the standard
+  test set) and ``reference``: the configuration the others are compared with (a table's own
+  ``reference`` defaults to it); ``margin``: choose_iterations' non-inferiority margin δ (mm);
 * ``tables``: how the aggregated metrics are laid out (see :mod:`tuning.aggregate`); a table's
   ``reference`` configuration adds the paired per-seed differences to it;
 * ``presets``: ``smoke`` (this machine, minutes), ``cpu`` (this machine, about an hour),
@@ -57,6 +60,9 @@ class Experiment:
     title: str
     path: Path
     metric: str = "val_mpjpe"
+    primary: str = "P1_standard_mpjpe"  # the primary endpoint: what --target-mde sizes
+    reference: str | None = None  # the configuration the others are compared with
+    margin: float = 1.0  # choose_iterations: the non-inferiority margin δ (mm)
     base: dict[str, Any] = field(default_factory=dict)
     configurations: dict[str, dict[str, Any]] = field(default_factory=dict)
     search: dict[str, dict[str, list]] = field(default_factory=dict)
@@ -127,7 +133,14 @@ def load_experiment(name_or_path: str | Path, text: str | None = None) -> Experi
     for key, dist in exp.search.items():
         if len(dist) != 1 or next(iter(dist)) not in _DISTRIBUTIONS:
             raise ConfigError(f"{path}: search.{key} must be one of {_DISTRIBUTIONS}, got {dist}")
+    if exp.reference is not None and exp.reference not in exp.configurations:
+        raise ConfigError(f"{path}: reference {exp.reference!r} is not one of its "
+                          f"configurations {sorted(exp.configurations)}")
+    if not exp.margin > 0:
+        raise ConfigError(f"{path}: margin={exp.margin!r} must be a positive number of mm")
     for table in exp.tables:
+        if exp.reference and "reference" not in table and table.get("layout") != "invisible":
+            table["reference"] = exp.reference
         reference = [table["reference"]] if "reference" in table else []
         for name in _table_configurations(table) + reference:
             if name not in exp.configurations:

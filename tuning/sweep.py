@@ -5,7 +5,7 @@ Ray starts, (2) connects to a cluster (``--address``) or starts an embedded loca
 the machine, (3) prepares what every trial shares once — the synthetic dataset and the VAE
 prior, in ``$HKMR_CACHE``, and for frozen-features experiments (``model.freeze_encoder``) the
 shared encoder and its feature cache, which trials then read through ``data.features`` —
-(4) runs the trials with ``ray.tune.Tuner`` (grid x seeds, or Optuna search + ASHA), or
+(4) runs the trials with ``ray.tune.Tuner`` (grid x seeds, or Optuna search — a grid sampler over finite spaces — + ASHA), or
 continues an interrupted run with ``Tuner.restore``, and (5) aggregates the results into
 ``results/<experiment>/<preset>/``. Scheduling, retries and result storage are Ray's.
 """
@@ -29,6 +29,7 @@ from hkmr.model.priors import default_vae
 from hkmr.train.source import ensure_features
 
 from .space import Experiment, load_experiment, parse_overrides
+from .search import search_algorithm, search_budget
 from .spec import CONFIGURATION, SEED, TrialSpec
 from .trainable import hkmr_trial, trial_resources
 
@@ -77,8 +78,9 @@ def _configuration_columns(exp: Experiment, preset: str, overrides: dict) -> dic
 def plan_sweep(experiment: str | Path, preset: str = "smoke", seeds: int | None = None,
                storage: str | Path | None = None, overrides: list[str] = (),
                name: str | None = None, max_concurrent: int | None = None,
-               extra_spec: dict | None = None) -> SweepPlan:
-    """Everything a sweep needs, validated (no Ray involved)."""
+               extra_spec: dict | None = None, first_seed: int = 0) -> SweepPlan:
+    """Everything a sweep needs, validated (no Ray involved); a grid sweep trains the seeds
+    ``first_seed, first_seed + 1, ...``."""
     exp = load_experiment(experiment)
     p = exp.preset(preset)
     cli = parse_overrides(list(overrides))
@@ -94,13 +96,17 @@ def plan_sweep(experiment: str | Path, preset: str = "smoke", seeds: int | None 
     from ray import tune
 
     if exp.is_search:
-        space = {**_search_space(exp), SEED: 0}
-        samples = p.samples or 8
         if n_seeds > 1:
-            space[SEED] = tune.grid_search(list(range(n_seeds)))
+            raise ConfigError(f"experiment {exp.name} is a search: it runs one seed per "
+                              f"sampled point (Optuna cannot sample a grid of {n_seeds} "
+                              "seeds); re-run the points it finds with seeds as "
+                              "configurations" + (", which `hkmr choose-iterations` does"
+                                                  if exp.name == "choose_iterations" else ""))
+        space = {**_search_space(exp), SEED: 0}
+        samples = search_budget(exp, p.samples or 8)
     else:
         space = {CONFIGURATION: tune.grid_search(list(exp.configurations)),
-                 SEED: tune.grid_search(list(range(n_seeds))),
+                 SEED: tune.grid_search(list(range(first_seed, first_seed + n_seeds))),
                  **_configuration_columns(exp, preset, cli)}
         samples = 1
     return SweepPlan(exp, preset, name, storage, space, spec, samples, max_concurrent)
@@ -181,7 +187,6 @@ def tuner_for(plan: SweepPlan, resume: bool, optuna_storage: str | None = None):
     SQLAlchemy URL) under the sweep's name when given (:func:`tuning.studies.study_storage`)."""
     from ray import tune
     from ray.tune.schedulers import ASHAScheduler
-    from ray.tune.search.optuna import OptunaSearch
 
     from .progress import MODE, live_reporter
     from .studies import study_storage
@@ -205,8 +210,8 @@ def tuner_for(plan: SweepPlan, resume: bool, optuna_storage: str | None = None):
     if exp.is_search:
         epochs = exp.resolve(plan.preset, overrides=plan.spec.overrides).train.epochs
         tune_config.update(
-            search_alg=OptunaSearch(seed=0, study_name=plan.name,
-                                    storage=study_storage(optuna_storage, plan.name)),
+            search_alg=search_algorithm(exp, study_name=plan.name,
+                                        storage=study_storage(optuna_storage, plan.name)),
             scheduler=ASHAScheduler(max_t=epochs + 1, grace_period=preset.grace_epochs,
                                     reduction_factor=2))
     return tune.Tuner(
@@ -224,18 +229,20 @@ def run_sweep(experiment: str | Path, preset: str = "smoke", seeds: int | None =
               overrides: list[str] = (), name: str | None = None,
               results_dir: str | Path | None = "results", cpus: int | None = None,
               extra_spec: dict | None = None, command: str | None = None,
-              tracking: str | None = None, optuna_storage: str | None = None):
+              tracking: str | None = None, optuna_storage: str | None = None,
+              first_seed: int = 0):
     """Plan, run (or resume) and aggregate a sweep; returns (ResultGrid, output folder).
     ``tracking``: an MLflow tracking URI to log the sweep to (:mod:`tuning.tracking`);
     ``optuna_storage``: where a search keeps its Optuna study (default: ``optuna.db`` in the
-    results folder, :mod:`tuning.studies`)."""
+    results folder, :mod:`tuning.studies`); ``first_seed``: the first seed of the grid (a
+    confirmation on fresh seeds, more seeds for ``--target-mde``)."""
     import ray
 
     from .aggregate import aggregate_grid
     from .studies import default_study_url
 
     plan = plan_sweep(experiment, preset, seeds, storage, overrides, name, max_concurrent,
-                      extra_spec)
+                      extra_spec, first_seed)
     _init_ray(address, cpus)
     if plan.max_concurrent is None:
         per_trial = max(plan.spec.cpus_per_trial, 1e-3)

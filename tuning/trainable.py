@@ -6,8 +6,10 @@ process start-up instead of a Ray Train controller and worker group).
 CPU, NCCL on GPU) whose workers run the same trainer; ``TuneReportCallback`` forwards rank 0's
 metrics to Tune. Its run name is stable per trial, so a retried trial resumes its training.
 
-Both paths report the same metrics every epoch with a checkpoint Ray can resume from, then a
-final report with the paper's evaluation suites on the test split. A trial whose loss
+Both paths report the same metrics every epoch with a checkpoint Ray can resume from; the
+last epoch's report also carries the paper's evaluation suites on the test split and
+``final = 1`` (one report, so an early-stopping scheduler never stops a trial between the end
+of its training and its final metrics). A trial whose loss
 becomes non-finite reports ``failed = 1`` and the error, and ends; the sweep goes on.
 The trial's data source (:func:`hkmr.train.source.prepare_source`) is made before its
 trainer; the sweep driver has already built what it reads (dataset, prior, feature cache).
@@ -23,10 +25,11 @@ from typing import Any
 
 from hkmr.config import Config
 from hkmr.eval.real import check_real, evaluate_real
-from hkmr.eval.suites import evaluate_suites
+from hkmr.eval.suites import evaluate_suites_per_image
 from hkmr.train.source import prepare_source
 from hkmr.train.trainer import NonFiniteLossError, Trainer, TrainerHooks
 
+from .images import write_trial_images
 from .spec import TrialSpec
 
 
@@ -64,20 +67,22 @@ class _FailOnce:
             raise RuntimeError(f"injected failure after epoch {epoch} (fail_once_at_epoch)")
 
 
-def final_metrics(trainer: Trainer, cfg: Config, spec: TrialSpec) -> dict[str, float]:
-    """The paper's suites on the test split (:func:`hkmr.eval.suites.evaluate_suites`); a
-    frozen-features trial reads its feature cache, so its node needs no rendered dataset.
-    Then the real-data sets the config's ``eval.*`` keys name (:mod:`hkmr.eval.real`)."""
+def final_metrics(trainer: Trainer, cfg: Config, spec: TrialSpec
+                  ) -> tuple[dict[str, float], dict[str, list]]:
+    """The paper's suites on the test split and their per-image errors
+    (:func:`hkmr.eval.suites.evaluate_suites_per_image`); a frozen-features trial reads its
+    feature cache, so its node needs no rendered dataset. Then the real-data sets the
+    config's ``eval.*`` keys name (:mod:`hkmr.eval.real`), into the metrics."""
     regressor, _ = check_real(cfg.eval, trainer.body)
-    metrics = evaluate_suites(trainer.module, trainer.body, trainer.kinematics,
-                              trainer.source.test, trainer.device,
-                              batch_size=cfg.train.batch_size, limit=spec.eval_limit,
-                              suites=spec.suites, degree_limit=spec.degree_limit)
+    metrics, per_image = evaluate_suites_per_image(
+        trainer.module, trainer.body, trainer.kinematics, trainer.source.test, trainer.device,
+        batch_size=cfg.train.batch_size, limit=spec.eval_limit, suites=spec.suites,
+        degree_limit=spec.degree_limit)
     metrics.update(evaluate_real(trainer.module, trainer.body, trainer.kinematics, cfg.eval,
                                  trainer.device, size=cfg.data.synth_size,
                                  batch_size=cfg.train.batch_size, limit=spec.eval_limit,
                                  regressor=regressor))
-    return metrics
+    return metrics, per_image
 
 
 def _train_and_report(cfg: Config, spec: TrialSpec, hooks: TrainerHooks, report, checkpoint,
@@ -89,9 +94,17 @@ def _train_and_report(cfg: Config, spec: TrialSpec, hooks: TrainerHooks, report,
         out_dir = Path(tmp)
         _restore(checkpoint, out_dir)
 
+        held: dict = {}
+
         def on_epoch(metrics: dict, path: Path | None) -> None:
-            report({**_numeric(metrics), "failed": 0, "node_id": _node_id()},
-                   path.parent if path else None)
+            if metrics["epoch"] >= cfg.train.epochs:
+                # the last epoch is reported together with the final metrics: an
+                # early-stopping scheduler deciding on this report cannot stop a trial
+                # that has finished training before its test evaluation
+                held.update(metrics=metrics, path=path)
+            else:
+                report({**_numeric(metrics), "failed": 0, "node_id": _node_id()},
+                       path.parent if path else None)
             fail_once(metrics["epoch"])
 
         hooks.on_epoch = on_epoch
@@ -103,11 +116,15 @@ def _train_and_report(cfg: Config, spec: TrialSpec, hooks: TrainerHooks, report,
             report({"failed": 1, "error": str(err), "epoch": -1, "node_id": _node_id(),
                     "val_mpjpe": float("nan")}, None)
             return
-        final = final_metrics(trainer, cfg, spec) if is_main and spec.suites else {}
+        final, images = final_metrics(trainer, cfg, spec) if is_main and spec.suites else ({},
+                                                                                      {})
+        if images:  # beside the last checkpoint: the final report's checkpoint folder
+            write_trial_images(images, out_dir)
         # the trial's own work (data, model, training, evaluation): what is not Ray overhead
         work = time.perf_counter() - start
-        report({**_numeric(last), **final, "failed": 0, "final": 1, "node_id": _node_id(),
-                "trial_work_seconds": work, **source.describe()}, None)
+        report({**_numeric(held.get("metrics", last)), **final, "failed": 0, "final": 1,
+                "node_id": _node_id(), "trial_work_seconds": work, **source.describe()},
+               out_dir if held or images else None)
 
 
 def hkmr_trial(config: dict[str, Any], spec: TrialSpec) -> None:

@@ -41,17 +41,6 @@ def format_value(value: Value | None, digits: int = 2) -> str:
     return f"{value:.{digits}f}"
 
 
-def format_difference(value: tuple[float, float, int], digits: int = 2) -> str:
-    """A paired difference ``+1.20 ± 0.50 (n=3)``, with `` *`` when its interval excludes 0."""
-    mean, half, n = value
-    if n == 0:
-        return _DASH
-    if not math.isfinite(half):
-        return f"{mean:+.{digits}f} (n=1)"
-    return (f"{mean:+.{digits}f} ± {half:.{digits}f} (n={n})"
-            f"{' *' if abs(mean) > half else ''}")
-
-
 def markdown_table(header: list[str], rows: list[list[str]]) -> str:
     """A Markdown table; an empty header cell renders as ``| |``."""
     def line(cells):

@@ -162,7 +162,25 @@ def _first(positions: np.ndarray, limit: int) -> np.ndarray:
 
 
 # -- the suites -------------------------------------------------------------------------------
-def _table1_pass(dataset, run_idx, p1_idx, p2_idx, column, **kw) -> tuple[dict, _Pass]:
+#: the columns of the per-image errors (:func:`evaluate_suites_per_image`)
+IMAGE_COLUMNS = ("image", "protocol", "occlusion", "degree", "mpjpe", "pa_mpjpe")
+
+
+def _keep_images(images: dict | None, res: _Pass, sel: torch.Tensor, protocol: str,
+                 occlusion: str, degree: int) -> None:
+    if images is None:
+        return
+    n = int(sel.sum())
+    images["image"] += res.index[sel].tolist()
+    images["protocol"] += [protocol] * n
+    images["occlusion"] += [occlusion] * n
+    images["degree"] += [degree] * n
+    images["mpjpe"] += res.errors["mpjpe"][sel].tolist()
+    images["pa_mpjpe"] += res.errors["pa_mpjpe"][sel].tolist()
+
+
+def _table1_pass(dataset, run_idx, p1_idx, p2_idx, column, images=None,
+                 **kw) -> tuple[dict, _Pass]:
     res = _run(dataset=dataset, indices=run_idx, **kw)
     out = {}
     for protocol, members in (("P1", p1_idx), ("P2", p2_idx)):
@@ -170,6 +188,7 @@ def _table1_pass(dataset, run_idx, p1_idx, p2_idx, column, **kw) -> tuple[dict, 
         for name, values in res.errors.items():
             out[f"{protocol}_{column}_{name}"] = _mean(values[sel])
         out[f"{protocol}_{column}_images"] = float(sel.sum())
+        _keep_images(images, res, sel, protocol, column, 0)
     return out, res
 
 
@@ -207,6 +226,22 @@ def evaluate_suites(model: MeshEstimator, body, kinematics: JointKinematics,
     * segmentation: ``seg_{fb,part,part24}_{acc,f1}``, ``seg_images``
 
     """
+    return evaluate_suites_per_image(model, body, kinematics, test_sets, device, size=size,
+                                     batch_size=batch_size, limit=limit, suites=suites,
+                                     degree_limit=degree_limit, collect=False)[0]
+
+
+def evaluate_suites_per_image(model: MeshEstimator, body, kinematics: JointKinematics,
+                              test_sets: TestSets, device: torch.device, *,
+                              size: int | None = None, batch_size: int = 64, limit: int = 0,
+                              suites=SUITES, degree_limit: int = 0, collect: bool = True
+                              ) -> tuple[dict[str, float], dict[str, list]]:
+    """:func:`evaluate_suites`' metrics and the per-image joint errors behind them, as
+    columns :data:`IMAGE_COLUMNS`: the test image's id, protocol, occlusion (a Table 1
+    column, or the occluder kind of a Fig. 6 pass), degree (0 in Table 1, 1..5 in Fig. 6),
+    MPJPE and PA-MPJPE (mm, NaN where the ground truth lacks joints). The means of these
+    rows are the metrics; ``collect=False`` skips collecting them."""
+    images = {c: [] for c in IMAGE_COLUMNS} if collect else None
     unknown = set(suites) - set(SUITES)
     if unknown:
         raise ValueError(f"unknown evaluation suite(s) {sorted(unknown)}; choose from {SUITES}")
@@ -225,6 +260,7 @@ def evaluate_suites(model: MeshEstimator, body, kinematics: JointKinematics,
             run_idx = np.union1d(p1_idx, p2_idx) if "table1" in wants else p1_idx
             seg = p1_idx if "segmentation" in wants else None
             metrics, res = _table1_pass(p1_set, run_idx, p1_idx, p2_idx, "standard",
+                                        images if "table1" in wants else None,
                                         with_2d="invisible" in wants, body=body, seg_keep=seg,
                                         **kw)
             if "table1" in wants:
@@ -236,7 +272,7 @@ def evaluate_suites(model: MeshEstimator, body, kinematics: JointKinematics,
         if "table1" in wants:
             for column in KINDS:
                 out.update(_table1_pass(test_sets.occluded(column), run_idx, p1_idx, p2_idx,
-                                        column, **kw)[0])
+                                        column, images, **kw)[0])
         if "degrees" in wants:
             n = len(_first(_first(p1_idx, degree_limit), limit))
             for kind in KINDS:
@@ -244,9 +280,11 @@ def evaluate_suites(model: MeshEstimator, body, kinematics: JointKinematics,
                     res = _run(dataset=test_sets.joint_cycle(kind, degree),
                                indices=np.arange(n), **kw)
                     out[f"degree_{kind}_{degree}_mpjpe"] = _mean(res.errors["mpjpe"])
+                    _keep_images(images, res, torch.ones(len(res.index), dtype=torch.bool),
+                                 "P1", kind, degree)
     finally:
         model.train(was_training)
-    return out
+    return out, images or {}
 
 
 def evaluate_spin(model: MeshEstimator, kinematics: JointKinematics, npz: str | Path,
