@@ -122,10 +122,32 @@ def test_train_worker_that_raises_once_resumes_without_losing_epochs(tmp_path, r
     assert result.metrics["step"] == 3 * TINY["train.steps_per_epoch"], "no epoch trained twice"
 
 
+def _terminated(folder: Path) -> set[str]:
+    """Trial ids Tune's newest experiment state records as TERMINATED."""
+    states = sorted(folder.glob("experiment_state-*.json"))
+    if not states:
+        return set()
+    try:
+        data = json.loads(states[-1].read_text())
+    except (OSError, json.JSONDecodeError):  # being written
+        return set()
+    done = set()
+    for trial, _ in data.get("trial_data", []):
+        state = json.loads(trial) if isinstance(trial, str) else trial
+        if state.get("status") == "TERMINATED":
+            done.add(state["trial_id"])
+    return done
+
+
 def _finished_trials(folder: Path) -> list[Path]:
-    done = []
+    """Trials that reported their final metrics *and* that Tune recorded as finished: a
+    trial whose last report landed but whose end the killed driver never recorded is, for
+    the restore, unfinished, and re-runs from its last checkpoint (evaluation only)."""
+    terminated, done = _terminated(folder), []
     for trial in folder.glob("hkmr_trial_*"):
         result = trial / "result.json"
+        if not any(tid in trial.name for tid in terminated):
+            continue
         if result.exists() and any(json.loads(line).get("final") == 1
                                    for line in result.read_text().splitlines() if line):
             done.append(trial)
