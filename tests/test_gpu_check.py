@@ -27,7 +27,7 @@ def test_gpu_check_dry_run_on_cpu_writes_every_figure(tmp_path):
     assert set(epochs) == {"amp=False", "amp=True"}
     assert not any(row["amp_active"] for row in epochs.values())  # no AMP on a CPU
     sweep = summary["sweep"]
-    assert sweep["errors"] == 0 and set(sweep["trials"]) == {"HMR", "HKMR"}
+    assert sweep["errors"] == 0 and set(sweep["trials"]) == {"HKMR"}
     assert all(t["P1_standard_mpjpe"] > 0 for t in sweep["trials"].values())
 
 
