@@ -153,11 +153,11 @@ def test_table1_sweeps_hmr_cmr_and_hkmr_at_every_preset():
 
 @pytest.mark.slow
 def test_smoke_preset_cmr_learns(tmp_path):
-    """Three short epochs of CMR at the smoke preset (64 channels on 431 vertices) bring the
+    """Two short epochs of CMR at the smoke preset (64 channels on 431 vertices) bring the
     validation MPJPE of its regressed mesh well below the untrained model's, and below the
     mean pose's (the starting point of the SMPL regressors; CMR starts from no mesh at all).
-    Measured: 682 -> 247 mm (PA-MPJPE 276 -> 194 mm); mean pose ~322 mm."""
-    before, after, trainer = smoke_run(tmp_path, "model.regressor=cmr")
+    Measured: 682 -> 255 mm (PA-MPJPE 276 -> 196 mm); mean pose ~322 mm (3 epochs: 247 mm)."""
+    before, after, trainer = smoke_run(tmp_path, "model.regressor=cmr", "train.epochs=2")
     assert after["val_mpjpe"] < 0.85 * before["val_mpjpe"]
     assert after["val_mpjpe"] < 0.9 * mean_pose_mpjpe(trainer.cfg, trainer.val_set,
                                                       trainer.kinematics)
