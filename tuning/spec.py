@@ -21,6 +21,8 @@ from .space import ALL_SUITES, Experiment, load_experiment
 
 #: the names of the Tune config entries that are not searched keys
 CONFIGURATION, SEED = "configuration", "seed"
+#: the kinds of injected fault (TrialSpec.faults)
+FAULTS = ("raise", "kill", "config")
 
 
 @dataclass(frozen=True)
@@ -39,8 +41,11 @@ class TrialSpec:
     use_gpu: bool = False
     cpus_per_trial: float = 1.0
     max_failures: int = 2
-    # fault injection (tests): raise once after this epoch's report, remembered in marker_dir
+    # fault injection (tests, tuning.trainable._FailOnce): after this epoch's report, "raise"
+    # once or "kill" the process once (remembered in marker_dir), or raise a "config" error
+    # every time; faults: configuration -> kind ("*": every other one; empty: "raise" in all)
     fail_once_at_epoch: int = 0
+    faults: dict[str, str] = field(default_factory=dict)
     marker_dir: str | None = None
 
     def __post_init__(self):
@@ -51,6 +56,9 @@ class TrialSpec:
                      "fail_once_at_epoch"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"trial spec: {name}={getattr(self, name)} must be >= 0")
+        bad = {k: v for k, v in self.faults.items() if v not in FAULTS}
+        if bad:
+            raise ConfigError(f"trial spec: faults {bad}: each must be one of {FAULTS}")
         if not self.cpus_per_trial > 0:
             raise ConfigError(f"trial spec: cpus_per_trial={self.cpus_per_trial} must be > 0")
         object.__setattr__(self, "suites", tuple(self.suites))

@@ -9,28 +9,33 @@ metrics to Tune. Its run name is stable per trial, so a retried trial resumes it
 Both paths report the same metrics every epoch with a checkpoint Ray can resume from; the
 last epoch's report also carries the paper's evaluation suites on the test split and
 ``final = 1`` (one report, so an early-stopping scheduler never stops a trial between the end
-of its training and its final metrics). A trial whose loss
-becomes non-finite reports ``failed = 1`` and the error, and ends; the sweep goes on.
+of its training and its final metrics). A trial that hits an error no retry can fix (an
+invalid config, a non-finite loss, out of memory: :mod:`tuning.retry`) reports ``failed = 1``
+and the error, and ends; the sweep goes on. Other errors are retried by Tune only.
 The trial's data source (:func:`hkmr.train.source.prepare_source`) is made before its
 trainer; the sweep driver has already built what it reads (dataset, prior, feature cache).
 """
 
 from __future__ import annotations
 
+import json
+import os
 import shutil
+import signal
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-from hkmr.config import Config
+from hkmr.config import Config, ConfigError
 from hkmr.eval.real import check_real, evaluate_real
 from hkmr.eval.suites import evaluate_suites_per_image
 from hkmr.train.source import prepare_source
-from hkmr.train.trainer import NonFiniteLossError, Trainer, TrainerHooks
+from hkmr.train.trainer import Trainer, TrainerHooks
 
 from .images import write_trial_images
-from .spec import TrialSpec
+from .retry import TRAIN_MAX_FAILURES, failure_metrics, is_permanent
+from .spec import CONFIGURATION, TrialSpec
 
 
 def _numeric(metrics: dict) -> dict:
@@ -53,18 +58,41 @@ def _restore(checkpoint, out_dir: Path) -> None:
 
 
 class _FailOnce:
-    """Chaos switch for fault-tolerance tests: raise once after the report of an epoch,
-    remembered by a marker file so the retried trial goes on."""
+    """Chaos switch for fault-tolerance tests (``TrialSpec.fail_once_at_epoch``, ``faults``):
+    after the report of that epoch, ``raise`` a RuntimeError or ``kill`` the process
+    (SIGKILL) once, remembered by a marker file so the retried trial goes on, or raise a
+    ``config`` error (permanent) every time. With ``marker_dir`` every attempt's start and
+    epochs are also logged there (``attempts-<trial id>``: one JSON line each, with the node)."""
 
-    def __init__(self, spec: TrialSpec, trial_id: str):
+    def __init__(self, spec: TrialSpec, trial_id: str, configuration: str | None):
         self.epoch = spec.fail_once_at_epoch
-        self.marker = Path(spec.marker_dir or tempfile.gettempdir()) / f"failed-{trial_id}"
+        faults = spec.faults or {"*": "raise"}
+        self.fault = faults.get(configuration or "", faults.get("*"))
+        folder = Path(spec.marker_dir or tempfile.gettempdir())
+        self.marker = folder / f"failed-{trial_id}"
+        self.log_file = folder / f"attempts-{trial_id}" if spec.marker_dir else None
+
+    def log(self, event: str, epoch: int = 0) -> None:
+        """Log an attempt's ``start`` or an ``epoch`` (fault-injection runs only)."""
+        if self.log_file is not None:
+            self.log_file.parent.mkdir(parents=True, exist_ok=True)
+            with open(self.log_file, "a") as fh:
+                fh.write(json.dumps({"event": event, "epoch": epoch, "node_id": _node_id(),
+                                     "pid": os.getpid(), "time": time.time()}) + "\n")
 
     def __call__(self, epoch: int) -> None:
-        if self.epoch and epoch == self.epoch and not self.marker.exists():
-            self.marker.parent.mkdir(parents=True, exist_ok=True)
-            self.marker.touch()
-            raise RuntimeError(f"injected failure after epoch {epoch} (fail_once_at_epoch)")
+        self.log("epoch", epoch)
+        if not self.epoch or epoch != self.epoch or self.fault is None:
+            return
+        if self.fault == "config":
+            raise ConfigError(f"injected invalid config after epoch {epoch} (fault=config)")
+        if self.marker.exists():
+            return
+        self.marker.parent.mkdir(parents=True, exist_ok=True)
+        self.marker.touch()
+        if self.fault == "kill":
+            os.kill(os.getpid(), signal.SIGKILL)
+        raise RuntimeError(f"injected failure after epoch {epoch} (fail_once_at_epoch)")
 
 
 def final_metrics(trainer: Trainer, cfg: Config, spec: TrialSpec
@@ -86,9 +114,23 @@ def final_metrics(trainer: Trainer, cfg: Config, spec: TrialSpec
 
 
 def _train_and_report(cfg: Config, spec: TrialSpec, hooks: TrainerHooks, report, checkpoint,
-                      trial_id: str, is_main: bool) -> None:
-    """Shared by both paths: restore, train (reporting every epoch), evaluate, report."""
-    fail_once = _FailOnce(spec, trial_id)
+                      trial_id: str, is_main: bool, configuration: str | None = None) -> None:
+    """Shared by both paths: restore, train (reporting every epoch), evaluate, report; a
+    permanent error (:mod:`tuning.retry`) is reported as the trial's failure, not raised."""
+    fail_once = _FailOnce(spec, trial_id, configuration)
+    if is_main:
+        fail_once.log("start")
+    try:
+        _attempt(cfg, spec, hooks, report, checkpoint, is_main, fail_once)
+    except Exception as err:  # noqa: BLE001 - classified, re-raised unless permanent
+        if not is_permanent(err):
+            raise
+        report(failure_metrics(err, _node_id()), None)
+
+
+def _attempt(cfg: Config, spec: TrialSpec, hooks: TrainerHooks, report, checkpoint,
+             is_main: bool, fail_once: "_FailOnce") -> None:
+    """One attempt of a trial: restore, train (reporting every epoch), evaluate, report."""
     start = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="hkmr-trial-") as tmp:
         out_dir = Path(tmp)
@@ -108,14 +150,9 @@ def _train_and_report(cfg: Config, spec: TrialSpec, hooks: TrainerHooks, report,
             fail_once(metrics["epoch"])
 
         hooks.on_epoch = on_epoch
-        try:
-            source = prepare_source(cfg, log=hooks.log, progress=False)
-            trainer = Trainer(cfg, out_dir, source, hooks)
-            last = trainer.fit()
-        except NonFiniteLossError as err:
-            report({"failed": 1, "error": str(err), "epoch": -1, "node_id": _node_id(),
-                    "val_mpjpe": float("nan")}, None)
-            return
+        source = prepare_source(cfg, log=hooks.log, progress=False)
+        trainer = Trainer(cfg, out_dir, source, hooks)
+        last = trainer.fit()
         final, images = final_metrics(trainer, cfg, spec) if is_main and spec.suites else ({},
                                                                                       {})
         if images:  # beside the last checkpoint: the final report's checkpoint folder
@@ -141,7 +178,7 @@ def hkmr_trial(config: dict[str, Any], spec: TrialSpec) -> None:
         tune.report(metrics, checkpoint=checkpoint)
 
     _train_and_report(cfg, spec, TrainerHooks(), report, tune.get_checkpoint(),
-                      ctx.get_trial_id(), True)
+                      ctx.get_trial_id(), True, config.get(CONFIGURATION))
 
 
 def _train_worker(config: dict[str, Any]) -> None:
@@ -166,7 +203,7 @@ def _train_worker(config: dict[str, Any]) -> None:
         ray.train.report(metrics, checkpoint=checkpoint)
 
     _train_and_report(cfg, spec, hooks, report, ray.train.get_checkpoint(),
-                      config["trial_id"], rank == 0)
+                      config["trial_id"], rank == 0, config["trial"].get(CONFIGURATION))
 
 
 def _fit_torch_trainer(config: dict[str, Any], spec: TrialSpec) -> None:
@@ -189,9 +226,21 @@ def _fit_torch_trainer(config: dict[str, Any], spec: TrialSpec) -> None:
         run_config=ray.train.RunConfig(
             name=f"{ctx.get_experiment_name()}-{ctx.get_trial_id()}-train",
             storage_path=spec.storage, callbacks=[TuneReportCallback()],
-            failure_config=ray.train.FailureConfig(max_failures=spec.max_failures),
+            failure_config=ray.train.FailureConfig(max_failures=TRAIN_MAX_FAILURES),
             checkpoint_config=ray.train.CheckpointConfig(num_to_keep=1)))
     trainer.fit()
+
+
+def trial_placement(spec: TrialSpec):
+    """The trial's ``tune.PlacementGroupFactory``: one bundle, the trial process's resources
+    (:func:`trial_resources`). A trial's Ray Train workers are not in it: the ``TorchTrainer``
+    asks for its own placement group (``ScalingConfig``: ``cpus_per_trial / workers`` CPUs and,
+    on GPU presets, one GPU per worker). Tune requests a placement group for every trial it
+    wants to start, so the trials that do not fit wait as pending placement groups, which an
+    autoscaler sees as demand."""
+    from ray import tune
+
+    return tune.PlacementGroupFactory([{k.upper(): v for k, v in trial_resources(spec).items()}])
 
 
 def trial_resources(spec: TrialSpec) -> dict[str, float]:
