@@ -1,14 +1,12 @@
 """The Ray platform on real local Ray: sweeps, aggregation, fault tolerance, resume, NaN
-trials, two-node placement, cluster manifests. Slow: each test starts Ray."""
+trials, two-node placement, cluster manifests. Slow: each test starts Ray. A killed driver
+and its resume: tests/test_storage.py (on S3); node loss, autoscaling, shared work:
+tests/test_cluster.py."""
 
 from __future__ import annotations
 
 import json
-import os
-import signal
 import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -141,68 +139,6 @@ def test_killed_train_worker_is_retried_once_and_a_bad_config_is_attempted_once(
     assert [e["event"] for e in log[bad.metrics["trial_id"]]] == ["start", "epoch", "epoch"]
     assert rows["bad"]["status"] == "failed"
     assert "ConfigError: injected invalid config after epoch 2" in rows["bad"]["error"]
-
-
-def _terminated(folder: Path) -> set[str]:
-    """Trial ids Tune's newest experiment state records as TERMINATED."""
-    states = sorted(folder.glob("experiment_state-*.json"))
-    if not states:
-        return set()
-    try:
-        data = json.loads(states[-1].read_text())
-    except (OSError, json.JSONDecodeError):  # being written
-        return set()
-    done = set()
-    for trial, _ in data.get("trial_data", []):
-        state = json.loads(trial) if isinstance(trial, str) else trial
-        if state.get("status") == "TERMINATED":
-            done.add(state["trial_id"])
-    return done
-
-
-def _finished_trials(folder: Path) -> list[Path]:
-    """Trials that reported their final metrics *and* that Tune recorded as finished: a
-    trial whose last report landed but whose end the killed driver never recorded is, for
-    the restore, unfinished, and re-runs from its last checkpoint (evaluation only)."""
-    terminated, done = _terminated(folder), []
-    for trial in folder.glob("hkmr_trial_*"):
-        result = trial / "result.json"
-        if not any(tid in trial.name for tid in terminated):
-            continue
-        if result.exists() and any(json.loads(line).get("final") == 1
-                                   for line in result.read_text().splitlines() if line):
-            done.append(trial)
-    return done
-
-
-@pytest.mark.slow
-def test_killed_driver_resumes_without_rerunning_finished_trials(tmp_path):
-    exp = write_experiment(tmp_path, {"a": {}, "b": {"model.embed_dim": 8},
-                                      "c": {"model.embed_dim": 12}}, seeds=1)
-    store = tmp_path / "store"
-    cmd = [sys.executable, "-m", "hkmr.cli", "sweep", str(exp), "--storage", str(store),
-           "--results", str(tmp_path / "results"), "--max-concurrent", "1"]
-    env = dict(os.environ)
-    proc = subprocess.Popen(cmd, start_new_session=True, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, env=env)
-    folder = store / "mini-smoke"
-    deadline = time.time() + 300
-    while time.time() < deadline and not _finished_trials(folder):
-        time.sleep(1)
-    os.killpg(proc.pid, signal.SIGKILL)  # the driver and the Ray it started die mid-sweep
-    proc.wait()
-    subprocess.run(["ray", "stop", "--force"], capture_output=True,
-                   env={**env, "PATH": f"{Path(sys.executable).parent}:{env['PATH']}"})
-    finished = _finished_trials(folder)
-    assert finished, "a trial finished before the kill"
-    before = {t.name: (t / "result.json").read_text() for t in finished}
-    done = subprocess.run(cmd + ["--resume"], capture_output=True, text=True, env=env)
-    assert done.returncode == 0, done.stderr[-2000:]
-    rows = pq.read_table(tmp_path / "results" / "mini" / "smoke" / "trials.parquet").to_pylist()
-    assert sorted(r["configuration"] for r in rows) == ["a", "b", "c"], "no duplicates"
-    assert all(r["status"] == "ok" for r in rows)
-    for name, text in before.items():  # finished trials were not run again
-        assert (folder / name / "result.json").read_text() == text
 
 
 @pytest.mark.slow

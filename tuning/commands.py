@@ -21,8 +21,9 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--storage", help="where Ray keeps trials and checkpoints: a folder, shared "
                    "by all nodes on a cluster (NFS), or a URI such as s3://bucket/path "
                    "(default: ./ray_results or $HKMR_STORAGE)")
-    p.add_argument("--max-concurrent", type=int, help="trials at once (default: CPUs / "
-                   "CPUs per trial)")
+    p.add_argument("--max-concurrent", type=int, help="at most this many trials at once "
+                   "(default: as many as the cluster's resources fit, the rest wait as "
+                   "pending demand; a search's Optuna searcher: a quarter of its samples)")
     _out(p)
     p.add_argument("--name", help="sweep name under the storage (default: EXPERIMENT-PRESET)")
     add_device(p, default=None)
@@ -64,8 +65,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     sweep.set_defaults(func=_sweep)
     report = sub.add_parser("report", help="aggregate a sweep folder into Parquet, "
                             "Markdown tables and plots")
-    report.add_argument("sweep_dir", type=Path, nargs="?", help="STORAGE/NAME of a sweep, "
-                        "or a results folder (re-rendered from its trials.parquet)")
+    report.add_argument("sweep_dir", nargs="?", help="STORAGE/NAME of a sweep (a folder or a "
+                        "URI such as s3://bucket/prefix/NAME), or a results folder "
+                        "(re-rendered from its trials.parquet)")
     report.add_argument("--index", action="store_true", help="write OUT/index.md: every "
                         "results folder under OUT with its experiment, preset, regime, seeds, "
                         "date and command")

@@ -1,4 +1,5 @@
-"""``hkmr report``: aggregate a sweep folder written by Ray Tune (also after a crash), or
+"""``hkmr report``: aggregate a sweep folder written by Ray Tune (also after a crash; a local
+folder or a URI such as ``s3://bucket/prefix/NAME``, read through ``pyarrow.fs``), or
 re-render a results folder's tables from its ``trials.parquet`` (no Ray, no re-training): the
 rows and the sweep's command, revision and date stored in the Parquet schema are kept, the
 layout comes from the experiment file as it is now."""
@@ -12,15 +13,16 @@ import pyarrow.parquet as pq
 
 from .aggregate import aggregate_grid, upgrade_trials, write_results
 from .space import Experiment, load_experiment
+from .storage import RESULTS_FOLDER, exists, is_uri, join, read_text, upload_folder
 from .sweep import SWEEP_FILE
 
 
 def load_grid(sweep_dir: str | Path):
-    """The ResultGrid of a sweep folder, read by Ray Tune's own ``ExperimentAnalysis``."""
+    """The ResultGrid of a sweep folder or URI, read by Ray Tune's own ``ExperimentAnalysis``."""
     from ray import tune
     from ray.tune import ExperimentAnalysis, ResultGrid
 
-    path = Path(sweep_dir).resolve()
+    path = str(sweep_dir) if is_uri(sweep_dir) else Path(sweep_dir).resolve()
     if not tune.Tuner.can_restore(str(path)):
         raise FileNotFoundError(f"{path} is not a Ray Tune sweep folder (no experiment state)")
     return ResultGrid(ExperimentAnalysis(str(path)))
@@ -66,14 +68,29 @@ def rerender_results(folder: str | Path) -> Path:
 
 
 def report_sweep(sweep_dir: str | Path, results_dir: str | Path = "results") -> Path:
-    sweep_dir = Path(sweep_dir)
-    if (sweep_dir / "trials.parquet").exists():
+    """Aggregate the sweep at ``sweep_dir`` (``STORAGE/NAME``, a folder or a URI) into
+    ``results_dir/EXPERIMENT/PRESET`` (for a URI also back to ``STORAGE/NAME/hkmr_results``),
+    or re-render a local results folder."""
+    uri = is_uri(sweep_dir)
+    if not uri and (Path(sweep_dir) / "trials.parquet").exists():
         return rerender_results(sweep_dir)
-    info_path = sweep_dir / SWEEP_FILE
-    if not info_path.exists():
+    info_path = join(str(sweep_dir), SWEEP_FILE)
+    if not exists(info_path):
         raise FileNotFoundError(f"{info_path} is missing: not a folder made by 'hkmr sweep'")
-    info = json.loads(info_path.read_text())
+    info = json.loads(read_text(info_path))
     spec = info.get("spec") or info["run"]  # "run": sweeps before the typed trial spec
-    exp = load_experiment(spec["experiment_path"])
+    exp = _sweep_experiment(info, spec)
     out = Path(results_dir) / exp.name / info["preset"]
-    return aggregate_grid(load_grid(sweep_dir), exp, info["preset"], out, info)
+    out = aggregate_grid(load_grid(sweep_dir), exp, info["preset"], out, info)
+    if uri:
+        upload_folder(out, join(str(sweep_dir), RESULTS_FOLDER))
+    return out
+
+
+def _sweep_experiment(info: dict, spec: dict) -> Experiment:
+    """The experiment of a sweep: the file its spec names, or (when that is not on this
+    machine, e.g. a sweep read from object storage) the YAML the sweep recorded."""
+    path = spec["experiment_path"]
+    if Path(path).is_file() or "experiment_yaml" not in info:
+        return load_experiment(path)
+    return load_experiment(Path(path).name, text=info["experiment_yaml"])

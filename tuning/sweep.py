@@ -2,12 +2,13 @@
 
 The driver (1) resolves and validates every trial config and the :class:`TrialSpec` before
 Ray starts, (2) connects to a cluster (``--address``) or starts an embedded local Ray sized to
-the machine, (3) prepares what every trial shares once — the synthetic dataset and the VAE
-prior, in ``$HKMR_CACHE``, and for frozen-features experiments (``model.freeze_encoder``) the
-shared encoder and its feature cache, which trials then read through ``data.features`` —
-(4) runs the trials with ``ray.tune.Tuner`` (grid x seeds, or Optuna search — a grid sampler over finite spaces — + ASHA), or
-continues an interrupted run with ``Tuner.restore``, and (5) aggregates the results into
-``results/<experiment>/<preset>/``. Scheduling, retries and result storage are Ray's.
+the machine, (3) prepares what every trial shares once, as one Ray task on a node that can
+train (:mod:`tuning.shared`), (4) runs the trials with ``ray.tune.Tuner`` (grid x seeds, or
+Optuna search — a grid sampler over finite spaces — + ASHA), each asking for its resources and
+queued by Tune until they fit, or continues an interrupted run with ``Tuner.restore``, and
+(5) aggregates the results into ``results/<experiment>/<preset>/`` and copies them to the
+storage. Scheduling and storage are Ray's; retries are Tune's only (:mod:`tuning.retry`).
+``STORAGE`` is a folder or a URI (:mod:`tuning.storage`).
 """
 
 from __future__ import annotations
@@ -22,16 +23,14 @@ from pathlib import Path
 from typing import Any
 
 from hkmr.config import ConfigError, get_key
-from hkmr.data.synthetic import ensure_synthetic
 from hkmr.digest import git_revision
-from hkmr.io import atomic_path
-from hkmr.model.priors import default_vae
-from hkmr.train.source import ensure_features
 
-from .space import Experiment, load_experiment, parse_overrides
 from .search import search_algorithm, search_budget
+from .shared import prepare_shared, prepare_shared_task  # noqa: F401 - prepare_shared: API
+from .space import Experiment, load_experiment, parse_overrides
 from .spec import CONFIGURATION, SEED, TrialSpec
-from .trainable import hkmr_trial, trial_resources
+from .storage import RESULTS_FOLDER, exists, is_uri, join, read_text, upload_folder, write_text
+from .trainable import hkmr_trial, trial_placement
 
 SWEEP_FILE = "hkmr_sweep.json"
 
@@ -46,10 +45,6 @@ class SweepPlan:
     spec: TrialSpec
     num_samples: int
     max_concurrent: int | None
-
-
-def _is_uri(storage: str) -> bool:
-    return "://" in storage
 
 
 def _search_space(exp: Experiment) -> dict[str, Any]:
@@ -90,7 +85,7 @@ def plan_sweep(experiment: str | Path, preset: str = "smoke", seeds: int | None 
     for configuration in exp.configurations or [None]:  # validate the overrides now
         exp.resolve(preset, configuration, overrides=cli)
     storage = storage or os.environ.get("HKMR_STORAGE") or "ray_results"
-    storage = storage if _is_uri(str(storage)) else Path(storage).expanduser().resolve()
+    storage = storage if is_uri(str(storage)) else Path(storage).expanduser().resolve()
     name = name or f"{exp.name}-{preset}"
     spec = TrialSpec.of(exp, preset, storage, cli, extra_spec)
     from ray import tune
@@ -135,66 +130,54 @@ def shared_root(storage: Path | str, address: str | None) -> Path | None:
     """Where the frozen-features regime's encoder and feature cache go: the sweep storage
     (``<storage>/hkmr_shared``) when trials run on a cluster with a shared-folder storage,
     else None (``$HKMR_CACHE``; with a URI storage it must be a folder all nodes share)."""
-    if address and not _is_uri(str(storage)):
+    if address and not is_uri(str(storage)):
         return Path(storage) / "hkmr_shared"
     return None
 
 
-def prepare_shared(plan: SweepPlan, root: Path | None = None) -> None:
-    """Build what all trials share once, before any trial starts: the synthetic dataset and
-    the default VAE prior (both cached in $HKMR_CACHE, keyed by their settings), and for
-    frozen-features experiments the shared encoder and its feature cache (under ``root``,
-    default $HKMR_CACHE), which every trial then reads: ``data.features`` is added to the
-    spec's overrides."""
-    exp, seen, caches = plan.experiment, set(), set()
-    for configuration in exp.configurations or [None]:
-        cfg = exp.resolve(plan.preset, configuration, overrides=plan.spec.overrides)
-        key = (json.dumps(cfg.data.__dict__, sort_keys=True), cfg.model.prior,
-               cfg.train.prior_corpus, cfg.model.freeze_encoder, cfg.model.encoder,
-               cfg.model.encoder_checkpoint, cfg.model.encoder_epochs)
-        if key in seen:
-            continue
-        seen.add(key)
-        ensure_synthetic(cfg.data)
-        if cfg.model.prior == "vae" and not cfg.model.vae_checkpoint:
-            default_vae(cfg.train.prior_corpus)
-        if cfg.model.freeze_encoder:
-            caches.add(str(ensure_features(cfg, root).path))
-    if len(caches) > 1:
-        raise ConfigError(f"experiment {exp.name}: its configurations need {len(caches)} "
-                          "feature caches (they differ in data or encoder settings); a sweep "
-                          "shares one: move those keys to base or give data.features")
-    if caches and not plan.spec.overrides.get("data.features"):
-        plan.spec = plan.spec.with_overrides(**{"data.features": caches.pop()})
-
-
 def _write_sweep_file(plan: SweepPlan, seeds: int, command: str) -> None:
-    if _is_uri(str(plan.storage)):
-        return
-    folder = Path(plan.storage) / plan.name
-    folder.mkdir(parents=True, exist_ok=True)
+    """``STORAGE/NAME/hkmr_sweep.json``: what the sweep is (also on a URI storage)."""
     info = {"experiment": plan.experiment.name, "preset": plan.preset, "seeds": seeds,
             "command": command, "git_revision": git_revision(),
             "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
             "spec": dataclasses.asdict(plan.spec),
             "experiment_yaml": plan.experiment.path.read_text()}
-    with atomic_path(folder / SWEEP_FILE) as tmp:
-        tmp.write_text(json.dumps(info, indent=2) + "\n")
+    write_text(sweep_path(plan, SWEEP_FILE), json.dumps(info, indent=2) + "\n")
+
+
+def sweep_path(plan: SweepPlan, *parts: str) -> str:
+    """``STORAGE/NAME[/parts...]`` of a sweep (a URI or a local path)."""
+    return join(str(plan.storage), plan.name, *parts)
+
+
+def search_concurrency(plan: SweepPlan) -> int:
+    """How many trials a search sweep's Optuna searcher has out at once: ``--max-concurrent``,
+    else about a quarter of its samples (at least 2, at most all): more suggestions at once
+    fill a cluster, fewer let Optuna learn from finished trials before it suggests the next."""
+    if plan.max_concurrent is not None:
+        return plan.max_concurrent
+    return max(1, min(plan.num_samples, max(2, math.ceil(plan.num_samples / 4))))
 
 
 def tuner_for(plan: SweepPlan, resume: bool, optuna_storage: str | None = None):
     """The Tuner of a sweep; a search's Optuna study goes to ``optuna_storage`` (an
-    SQLAlchemy URL) under the sweep's name when given (:func:`tuning.studies.study_storage`)."""
+    SQLAlchemy URL) under the sweep's name when given (:func:`tuning.studies.study_storage`).
+
+    Each trial asks for its resources (:func:`tuning.trainable.trial_placement`); a grid
+    sweep hands Tune all its trials at once, so the trials that do not fit wait as pending
+    placement groups an autoscaler sees. ``--max-concurrent`` caps the trials at once; a
+    search's Optuna searcher is limited by it (``ConcurrencyLimiter``) or by
+    :func:`search_concurrency`, never by the CPUs the cluster has now."""
     from ray import tune
     from ray.tune.schedulers import ASHAScheduler
+    from ray.tune.search import ConcurrencyLimiter
 
     from .progress import MODE, live_reporter
     from .studies import study_storage
 
     trainable = tune.with_resources(tune.with_parameters(hkmr_trial, spec=plan.spec),
-                                    trial_resources(plan.spec))
-    path = f"{plan.storage}/{plan.name}" if _is_uri(str(plan.storage)) else \
-        str(Path(plan.storage) / plan.name)
+                                    trial_placement(plan.spec))
+    path = sweep_path(plan)
     if resume:
         if not tune.Tuner.can_restore(path):
             raise FileNotFoundError(f"--resume: no sweep to continue at {path}")
@@ -209,9 +192,14 @@ def tuner_for(plan: SweepPlan, resume: bool, optuna_storage: str | None = None):
                    "metric": exp.metric, "mode": MODE}
     if exp.is_search:
         epochs = exp.resolve(plan.preset, overrides=plan.spec.overrides).train.epochs
+        limit = search_concurrency(plan)
+        # Tune keeps as many trials pending (placement groups requested) as the
+        # ConcurrencyLimiter allows: the searcher's trials all wait as demand
+        searcher = search_algorithm(exp, study_name=plan.name,
+                                    storage=study_storage(optuna_storage, plan.name))
         tune_config.update(
-            search_alg=search_algorithm(exp, study_name=plan.name,
-                                        storage=study_storage(optuna_storage, plan.name)),
+            max_concurrent_trials=None,
+            search_alg=ConcurrencyLimiter(searcher, max_concurrent=limit),
             scheduler=ASHAScheduler(max_t=epochs + 1, grace_period=preset.grace_epochs,
                                     reduction_factor=2))
     return tune.Tuner(
@@ -219,6 +207,7 @@ def tuner_for(plan: SweepPlan, resume: bool, optuna_storage: str | None = None):
         run_config=tune.RunConfig(
             name=plan.name, storage_path=str(plan.storage), verbose=1,
             progress_reporter=live_reporter(list(plan.param_space)),
+            # the one retry layer (tuning.retry): Tune retries a crashed trial
             failure_config=tune.FailureConfig(max_failures=preset.max_failures),
             checkpoint_config=tune.CheckpointConfig(num_to_keep=1)))
 
@@ -235,19 +224,15 @@ def run_sweep(experiment: str | Path, preset: str = "smoke", seeds: int | None =
     ``tracking``: an MLflow tracking URI to log the sweep to (:mod:`tuning.tracking`);
     ``optuna_storage``: where a search keeps its Optuna study (default: ``optuna.db`` in the
     results folder, :mod:`tuning.studies`); ``first_seed``: the first seed of the grid (a
-    confirmation on fresh seeds, more seeds for ``--target-mde``)."""
-    import ray
-
+    confirmation on fresh seeds, more seeds for ``--target-mde``). The results folder is
+    also copied to ``STORAGE/NAME/hkmr_results`` (:mod:`tuning.storage`)."""
     from .aggregate import aggregate_grid
     from .studies import default_study_url
 
     plan = plan_sweep(experiment, preset, seeds, storage, overrides, name, max_concurrent,
                       extra_spec, first_seed)
     _init_ray(address, cpus)
-    if plan.max_concurrent is None:
-        per_trial = max(plan.spec.cpus_per_trial, 1e-3)
-        plan.max_concurrent = max(1, math.floor(ray.cluster_resources().get("CPU", 1) / per_trial))
-    prepare_shared(plan, shared_root(plan.storage, address))
+    prepare_shared_task(plan, shared_root(plan.storage, address))
     seeds_used = seeds if seeds is not None else plan.experiment.preset(preset).seeds
     if not resume:
         _write_sweep_file(plan, seeds_used, command or "")
@@ -260,6 +245,7 @@ def run_sweep(experiment: str | Path, preset: str = "smoke", seeds: int | None =
     if folder is not None:
         info = _read_sweep_file(plan)
         out = aggregate_grid(grid, plan.experiment, plan.preset, folder, sweep_info=info)
+        upload_folder(out, sweep_path(plan, RESULTS_FOLDER))
         if tracking:
             from .tracking import track_sweep
 
@@ -268,5 +254,5 @@ def run_sweep(experiment: str | Path, preset: str = "smoke", seeds: int | None =
 
 
 def _read_sweep_file(plan: SweepPlan) -> dict:
-    path = Path(str(plan.storage)) / plan.name / SWEEP_FILE
-    return json.loads(path.read_text()) if path.exists() else {}
+    path = sweep_path(plan, SWEEP_FILE)
+    return json.loads(read_text(path)) if exists(path) else {}
