@@ -1,7 +1,7 @@
 """The Ray platform on real local Ray: sweeps, aggregation, fault tolerance, resume, NaN
-trials, two-node placement, cluster manifests. Slow: each test starts Ray. A killed driver
-and its resume: tests/test_storage.py (on S3); node loss, autoscaling, shared work:
-tests/test_cluster.py."""
+trials, cluster manifests. Slow: each test starts Ray. A killed driver and its resume:
+tests/test_storage.py (on S3); placement on several nodes, node loss, pending demand,
+shared work: tests/test_cluster.py."""
 
 from __future__ import annotations
 
@@ -139,29 +139,6 @@ def test_killed_train_worker_is_retried_once_and_a_bad_config_is_attempted_once(
     assert [e["event"] for e in log[bad.metrics["trial_id"]]] == ["start", "epoch", "epoch"]
     assert rows["bad"]["status"] == "failed"
     assert "ConfigError: injected invalid config after epoch 2" in rows["bad"]["error"]
-
-
-@pytest.mark.slow
-def test_sweep_on_a_two_node_cluster_places_trials_on_both_nodes(tmp_path):
-    import ray
-    from ray.cluster_utils import Cluster
-
-    from tuning.sweep import run_sweep
-
-    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0})
-    nodes = [cluster.add_node(num_cpus=1) for _ in range(2)]
-    cluster.wait_for_nodes()
-    try:
-        exp = write_experiment(tmp_path, {"HMR": {"model.regressor": "hmr"},
-                                          "HKMR": {}}, seeds=1)
-        ray.init(address=cluster.address)
-        _, out = run_sweep(exp, "smoke", storage=tmp_path / "store",
-                           results_dir=tmp_path / "results", address=cluster.address)
-        rows = pq.read_table(out / "trials.parquet").to_pylist()
-        assert {r["node_id"] for r in rows} == {n.node_id for n in nodes}
-    finally:
-        ray.shutdown()
-        cluster.shutdown()
 
 
 def test_bad_experiments_and_overrides_are_rejected_before_ray_starts(tmp_path):
