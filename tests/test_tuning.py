@@ -73,8 +73,18 @@ def test_sweep_two_configurations_two_seeds_gives_four_trials_and_a_ci_table(
         [{"columns": ["HMR", "HKMR"], "reference": "HKMR"}], 200)
 
 
+def _attempts(markers: Path) -> dict[str, list[dict]]:
+    """Trial id -> the fault-injection log of its attempts (tuning.trainable._FailOnce)."""
+    return {p.name.removeprefix("attempts-"): [json.loads(line) for line in
+                                               p.read_text().splitlines()]
+            for p in markers.glob("attempts-*")}
+
+
 @pytest.mark.slow
-def test_nan_trial_is_recorded_as_failed_and_the_sweep_completes(tmp_path, ray_local):
+def test_nan_and_bad_config_trials_fail_at_their_first_attempt_and_the_sweep_completes(
+        tmp_path, ray_local):
+    """Errors no retry can fix (tuning.retry) end their trial at once, with their message:
+    a non-finite loss (a corrupted prior) and an invalid config (injected after epoch 1)."""
     import torch
 
     from hkmr.model.priors import PoseVAE
@@ -86,59 +96,57 @@ def test_nan_trial_is_recorded_as_failed_and_the_sweep_completes(tmp_path, ray_l
     bad = tmp_path / "bad_vae.pt"
     vae.save(bad)
     exp = write_experiment(tmp_path, {"good": {}, "corrupt prior": {
-        "model.prior": "vae", "model.vae_checkpoint": str(bad)}}, seeds=1)
-    _, out = run_sweep(exp, "smoke", storage=tmp_path / "store",
-                       results_dir=tmp_path / "results")
+        "model.prior": "vae", "model.vae_checkpoint": str(bad)},
+        "bad": {"model.embed_dim": 8}}, seeds=1)
+    markers = tmp_path / "markers"
+    grid, out = run_sweep(exp, "smoke", storage=tmp_path / "store",
+                          results_dir=tmp_path / "results",
+                          extra_spec={"fail_once_at_epoch": 1, "marker_dir": str(markers),
+                                      "faults": {"bad": "config"}})
     rows = {r["configuration"]: r for r in pq.read_table(out / "trials.parquet").to_pylist()}
     assert rows["good"]["status"] == "ok"
     assert rows["corrupt prior"]["status"] == "failed"
     assert "term 'prior'" in rows["corrupt prior"]["error"]
+    assert rows["bad"]["status"] == "failed"
+    assert "ConfigError: injected invalid config after epoch 1" in rows["bad"]["error"]
+    log = _attempts(markers)
+    for name in ("corrupt prior", "bad", "good"):
+        events = [e["event"] for e in log[rows[name]["trial_id"]]]
+        assert events.count("start") == 1, (name, events)
     text = (out / "tables.md").read_text()
-    assert "1 failed" in text and "corrupt prior" in text and "term 'prior'" in text
-
-
-def _attempts(markers: Path) -> dict[str, list[dict]]:
-    """Trial id -> the fault-injection log of its attempts (tuning.trainable._FailOnce)."""
-    return {p.name.removeprefix("attempts-"): [json.loads(line) for line in
-                                               p.read_text().splitlines()]
-            for p in markers.glob("attempts-*")}
+    assert "2 failed" in text and "corrupt prior" in text and "term 'prior'" in text
 
 
 @pytest.mark.slow
-def test_killed_train_worker_is_retried_once_and_a_bad_config_is_attempted_once(
+def test_killed_train_worker_is_retried_by_tune_and_resumes_from_its_checkpoint(
         tmp_path, ray_local):
-    """One retry layer (tuning.retry): a SIGKILLed Ray Train worker is retried by Tune and
-    its new TorchTrainer resumes from the checkpoint (no epoch lost or trained twice); a
-    deterministic failure (an invalid config) ends its trial at its first attempt."""
+    """One retry layer (tuning.retry): a SIGKILLed Ray Train worker fails its TorchTrainer
+    (Train retries nothing), Tune retries the trial once, and the new TorchTrainer resumes from
+    the checkpoint (no epoch lost or trained twice)."""
     from tuning.sweep import run_sweep
 
-    exp = write_experiment(tmp_path, {"HKMR": {}, "bad": {"model.embed_dim": 8}}, seeds=1,
-                           workers_per_trial=1)
+    exp = write_experiment(tmp_path, {"HKMR": {}}, seeds=1, workers_per_trial=1)
     markers = tmp_path / "markers"
     grid, out = run_sweep(exp, "smoke", storage=tmp_path / "store",
                           results_dir=tmp_path / "results", overrides=["train.epochs=3"],
                           extra_spec={"fail_once_at_epoch": 2, "marker_dir": str(markers),
-                                      "faults": {"HKMR": "kill", "bad": "config"}})
-    results = {r.config["configuration"]: r for r in grid}
-    rows = {r["configuration"]: r for r in pq.read_table(out / "trials.parquet").to_pylist()}
-    log = _attempts(markers)
-    good, bad = results["HKMR"], results["bad"]
-    events = [(e["event"], e["epoch"]) for e in log[good.metrics["trial_id"]]]
+                                      "faults": {"HKMR": "kill"}})
+    (result,) = list(grid)
+    (events,) = [[(e["event"], e["epoch"]) for e in log] for log in _attempts(markers).values()]
     second = events.index(("start", 0), 1)
     assert events[:second] == [("start", 0), ("epoch", 1), ("epoch", 2)], "killed at 2"
     # the retry resumed from a checkpoint (epoch 1's, or 2's if Train had registered it
-    # before the kill), not from scratch, and trained on to the end
+    # before the kill), not from scratch, and trained on to the end; no third attempt
     assert events[second + 1][1] in (2, 3) and events[-1] == ("epoch", 3)
-    assert good.error is None and rows["HKMR"]["status"] == "ok"
-    frame = good.metrics_dataframe
+    assert ("start", 0) not in events[second + 1:]
+    assert result.error is None
+    frame = result.metrics_dataframe
     # the last epoch is reported with the final metrics (one report: ASHA cannot stop it
     # between the two)
     assert sorted(set(frame[frame["epoch"] > 0]["epoch"])) == [1, 2, 3]
     assert frame[frame["final"] == 1]["epoch"].tolist() == [3]
-    assert good.metrics["step"] == 3 * TINY["train.steps_per_epoch"], "no epoch trained twice"
-    assert [e["event"] for e in log[bad.metrics["trial_id"]]] == ["start", "epoch", "epoch"]
-    assert rows["bad"]["status"] == "failed"
-    assert "ConfigError: injected invalid config after epoch 2" in rows["bad"]["error"]
+    assert result.metrics["final"] == 1 and result.metrics["epoch"] == 3
+    assert result.metrics["step"] == 3 * TINY["train.steps_per_epoch"], "no epoch trained twice"
 
 
 def test_bad_experiments_and_overrides_are_rejected_before_ray_starts(tmp_path):

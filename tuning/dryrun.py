@@ -2,9 +2,10 @@
 
 Prints every trial of the plan (:func:`tuning.sweep.plan_sweep`) — its configuration, the keys
 that configuration sets, its seed and the resources Tune would give it — or, for a search
-experiment, the space and the number of samples, then each shared artefact the driver would
-build (one Ray task) before the first trial (the synthetic dataset, the VAE prior, the shared encoder, the
-feature cache) with its path and whether it is already there (reused) or would be built.
+experiment, the space and the number of samples, then each shared artefact the sweep would
+build (one Ray task, :mod:`tuning.shared`) before the first trial (the synthetic dataset, the
+VAE prior, the shared encoder, the feature cache) with its path and whether it is already
+there (reused) or would be built.
 """
 
 from __future__ import annotations

@@ -226,7 +226,6 @@ def run_sweep(experiment: str | Path, preset: str = "smoke", seeds: int | None =
     results folder, :mod:`tuning.studies`); ``first_seed``: the first seed of the grid (a
     confirmation on fresh seeds, more seeds for ``--target-mde``). The results folder is
     also copied to ``STORAGE/NAME/hkmr_results`` (:mod:`tuning.storage`)."""
-    from .aggregate import aggregate_grid
     from .studies import default_study_url
 
     plan = plan_sweep(experiment, preset, seeds, storage, overrides, name, max_concurrent,
@@ -244,13 +243,29 @@ def run_sweep(experiment: str | Path, preset: str = "smoke", seeds: int | None =
     out = None
     if folder is not None:
         info = _read_sweep_file(plan)
-        out = aggregate_grid(grid, plan.experiment, plan.preset, folder, sweep_info=info)
+        out = _aggregate(grid, plan, folder, info)
         upload_folder(out, sweep_path(plan, RESULTS_FOLDER))
         if tracking:
             from .tracking import track_sweep
 
             track_sweep(tracking, grid, plan, out, info)
     return grid, out
+
+
+def _aggregate(grid, plan: SweepPlan, folder: Path, info: dict) -> Path:
+    """Aggregate into ``folder``; when the driver cannot write there (a read-only image),
+    into a temporary folder, which then only the storage's copy keeps."""
+    from .aggregate import aggregate_grid
+
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        import tempfile
+
+        print(f"hkmr sweep: cannot write {folder} ({err}); the results go to the storage "
+              f"only: {sweep_path(plan, RESULTS_FOLDER)}")
+        folder = Path(tempfile.mkdtemp(prefix="hkmr-results-"))
+    return aggregate_grid(grid, plan.experiment, plan.preset, folder, sweep_info=info)
 
 
 def _read_sweep_file(plan: SweepPlan) -> dict:

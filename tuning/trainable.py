@@ -164,18 +164,33 @@ def _attempt(cfg: Config, spec: TrialSpec, hooks: TrainerHooks, report, checkpoi
                out_dir if held or images else None)
 
 
+def _resolve(spec: TrialSpec, config: dict[str, Any], report) -> Config | None:
+    """The trial's config; None when it is invalid, which is reported as the trial's
+    permanent failure (:mod:`tuning.retry`)."""
+    try:
+        return spec.resolve(config)
+    except Exception as err:  # noqa: BLE001 - classified, re-raised unless permanent
+        if not is_permanent(err):
+            raise
+        report(failure_metrics(err, _node_id()), None)
+        return None
+
+
 def hkmr_trial(config: dict[str, Any], spec: TrialSpec) -> None:
     """The Tune function trainable (``tune.with_parameters(hkmr_trial, spec=...)``)."""
     from ray import tune
 
     if spec.workers_per_trial >= 1:
         return _fit_torch_trainer(config, spec)
-    cfg = spec.resolve(config)
     ctx = tune.get_context()
 
     def report(metrics: dict, directory: Path | None) -> None:
         checkpoint = tune.Checkpoint.from_directory(directory) if directory else None
         tune.report(metrics, checkpoint=checkpoint)
+
+    cfg = _resolve(spec, config, report)
+    if cfg is None:
+        return
 
     _train_and_report(cfg, spec, TrainerHooks(), report, tune.get_checkpoint(),
                       ctx.get_trial_id(), True, config.get(CONFIGURATION))
@@ -187,7 +202,6 @@ def _train_worker(config: dict[str, Any]) -> None:
     import ray.train.torch
 
     spec = config["spec"]
-    cfg = spec.resolve(config["trial"])
     ctx = ray.train.get_context()
     rank, world = ctx.get_world_rank(), ctx.get_world_size()
     hooks = TrainerHooks(
@@ -202,6 +216,9 @@ def _train_worker(config: dict[str, Any]) -> None:
                       if directory and rank == 0 else None)
         ray.train.report(metrics, checkpoint=checkpoint)
 
+    cfg = _resolve(spec, config["trial"], report)
+    if cfg is None:
+        return
     _train_and_report(cfg, spec, hooks, report, ray.train.get_checkpoint(),
                       config["trial_id"], rank == 0, config["trial"].get(CONFIGURATION))
 
