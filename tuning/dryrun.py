@@ -3,7 +3,7 @@
 Prints every trial of the plan (:func:`tuning.sweep.plan_sweep`) — its configuration, the keys
 that configuration sets, its seed and the resources Tune would give it — or, for a search
 experiment, the space and the number of samples, then each shared artefact the sweep would
-build (one Ray task, :mod:`tuning.shared`) before the first trial (the synthetic dataset, the
+build (:mod:`tuning.shared`) before the first trial (the synthetic dataset, the
 VAE prior, the shared encoder, the feature cache) with its path and whether it is already
 there (reused) or would be built.
 """
@@ -82,7 +82,7 @@ def describe(plan, root: Path | None = None) -> str:
                    if k in exp.configurations[config["configuration"]]}
             lines.append(f"  {i + 1:3d}. {config['configuration']}  seed={config['seed']}  "
                          + " ".join(f"{k}={v}" for k, v in own.items()))
-    lines += ["", "shared artefacts (built once per sweep, by one Ray task):"]
+    lines += ["", "shared artefacts (built once per sweep, before the first trial):"]
     lines += [f"  {what:15s} {state:6s} {path}" for what, state, path in
               shared_artefacts(plan, root)]
     return "\n".join(lines) + "\n"

@@ -2,8 +2,8 @@
 
 The driver (1) resolves and validates every trial config and the :class:`TrialSpec` before
 Ray starts, (2) connects to a cluster (``--address``) or starts an embedded local Ray sized to
-the machine, (3) prepares what every trial shares once, as one Ray task on a node that can
-train (:mod:`tuning.shared`), (4) runs the trials with ``ray.tune.Tuner`` (grid x seeds, or
+the machine, (3) prepares what every trial shares once (on a cluster as one Ray task on a
+node that can train, :mod:`tuning.shared`), (4) runs the trials with ``ray.tune.Tuner`` (grid x seeds, or
 Optuna search — a grid sampler over finite spaces — + ASHA), each asking for its resources and
 queued by Tune until they fit, or continues an interrupted run with ``Tuner.restore``, and
 (5) aggregates the results into ``results/<experiment>/<preset>/`` and copies them to the
@@ -26,7 +26,7 @@ from hkmr.config import ConfigError, get_key
 from hkmr.digest import git_revision
 
 from .search import search_algorithm, search_budget
-from .shared import prepare_shared, prepare_shared_task  # noqa: F401 - prepare_shared: API
+from .shared import prepare_shared, prepare_shared_task
 from .space import Experiment, load_experiment, parse_overrides
 from .spec import CONFIGURATION, SEED, TrialSpec
 from .storage import RESULTS_FOLDER, exists, is_uri, join, read_text, upload_folder, write_text
@@ -219,19 +219,26 @@ def run_sweep(experiment: str | Path, preset: str = "smoke", seeds: int | None =
               results_dir: str | Path | None = "results", cpus: int | None = None,
               extra_spec: dict | None = None, command: str | None = None,
               tracking: str | None = None, optuna_storage: str | None = None,
-              first_seed: int = 0):
+              first_seed: int = 0, shared_task: bool | None = None):
     """Plan, run (or resume) and aggregate a sweep; returns (ResultGrid, output folder).
     ``tracking``: an MLflow tracking URI to log the sweep to (:mod:`tuning.tracking`);
     ``optuna_storage``: where a search keeps its Optuna study (default: ``optuna.db`` in the
     results folder, :mod:`tuning.studies`); ``first_seed``: the first seed of the grid (a
-    confirmation on fresh seeds, more seeds for ``--target-mde``). The results folder is
-    also copied to ``STORAGE/NAME/hkmr_results`` (:mod:`tuning.storage`)."""
+    confirmation on fresh seeds, more seeds for ``--target-mde``); ``shared_task``: build the
+    shared artefacts as a Ray task (default: on a cluster, ``address`` given) or in the driver
+    (default on an embedded local Ray: the same machine, so a task would only cost a worker
+    start-up). The results folder is also copied to ``STORAGE/NAME/hkmr_results``
+    (:mod:`tuning.storage`)."""
     from .studies import default_study_url
 
     plan = plan_sweep(experiment, preset, seeds, storage, overrides, name, max_concurrent,
                       extra_spec, first_seed)
     _init_ray(address, cpus)
-    prepare_shared_task(plan, shared_root(plan.storage, address))
+    root = shared_root(plan.storage, address)
+    if shared_task if shared_task is not None else bool(address):
+        prepare_shared_task(plan, root)
+    else:
+        prepare_shared(plan, root)
     seeds_used = seeds if seeds is not None else plan.experiment.preset(preset).seeds
     if not resume:
         _write_sweep_file(plan, seeds_used, command or "")
