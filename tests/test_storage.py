@@ -110,6 +110,26 @@ def _finished(files: dict[str, str]) -> dict[str, str]:
     return done
 
 
+def test_storage_reads_writes_and_copies_folders_on_s3_and_on_disk(s3, tmp_path):
+    from tuning.storage import download_folder, exists, join, read_text, upload_folder, write_text
+
+    assert join("s3://b/p?endpoint_override=h:1", "n", "f.json") == \
+        "s3://b/p/n/f.json?endpoint_override=h:1"
+    (tmp_path / "out" / "sub").mkdir(parents=True)
+    (tmp_path / "out" / "sub" / "t.md").write_text("table")
+    for base in (f"{s3}/unit", str(tmp_path / "store")):
+        write_text(join(base, "x", "hkmr_sweep.json"), "{}")
+        assert read_text(join(base, "x", "hkmr_sweep.json")) == "{}"
+        upload_folder(tmp_path / "out", join(base, "x", "hkmr_results"))
+        upload_folder(tmp_path / "out", join(base, "x", "hkmr_results"))  # replaces
+        back = download_folder(join(base, "x", "hkmr_results"), tmp_path / "back" / base[-5:])
+        assert (back / "sub" / "t.md").read_text() == "table"
+        assert not exists(join(base, "nothing"))
+        with pytest.raises(FileNotFoundError, match="nothing: no such file"):
+            read_text(join(base, "nothing"))
+    assert not list((tmp_path / "store" / "x").glob(".*")), "no temporary files left"
+
+
 @pytest.mark.slow
 def test_s3_sweep_survives_a_killed_driver_resumes_and_is_reported_from_the_uri(tmp_path, s3):
     from hkmr.cli import main

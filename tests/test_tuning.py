@@ -261,6 +261,33 @@ def test_the_trial_spec_is_checked_when_the_sweep_is_planned(tmp_path):
     assert spec.overrides == {"train.epochs": 1} and spec.suites == ("table1",)
 
 
+def test_trials_ask_for_their_resources_and_a_search_is_limited_by_its_samples(tmp_path):
+    """What Tune queues (no Ray started): a trial's placement group, and how many trials a
+    search's Optuna searcher has out at once (--max-concurrent, else a quarter of its
+    samples), never the cluster's CPUs."""
+    import ray
+
+    from tuning.spec import TrialSpec
+    from tuning.sweep import plan_sweep, search_concurrency
+    from tuning.trainable import trial_placement
+
+    exp = write_experiment(tmp_path, {"a": {}})
+    bundles = {(w, gpu): trial_placement(TrialSpec("mini", str(exp), "smoke", "s",
+                                                   workers_per_trial=w, use_gpu=gpu,
+                                                   cpus_per_trial=4)).bundles
+               for w in (0, 2) for gpu in (False, True)}
+    assert bundles[0, False] == [{"CPU": 4}] and bundles[0, True] == [{"CPU": 4, "GPU": 1}]
+    assert bundles[2, True] == [{"CPU": 0.01}], "a TorchTrainer's workers ask for their own"
+    search = tmp_path / "search.yaml"
+    search.write_text(yaml.safe_dump({
+        "name": "s", "title": "S", "search": {"train.lr": {"loguniform": [1e-5, 1e-3]}},
+        "presets": {"smoke": {"config": "smoke", "seeds": 1, "samples": 16, "overrides": TINY,
+                              "suites": ["table1"]}}}))
+    assert search_concurrency(plan_sweep(search)) == 4
+    assert search_concurrency(plan_sweep(search, max_concurrent=7)) == 7
+    assert not ray.is_initialized()
+
+
 @pytest.mark.slow
 def test_target_mde_sweep_adds_a_seed_batch_and_a_repeat_reruns_nothing(tmp_path, ray_local):
     from tuning.powered import sweep_to_target
