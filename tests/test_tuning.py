@@ -118,21 +118,27 @@ def test_nan_and_bad_config_trials_fail_at_their_first_attempt_and_the_sweep_com
 
 
 @pytest.mark.slow
-def test_killed_train_worker_is_retried_by_tune_and_resumes_from_its_checkpoint(
-        tmp_path, ray_local):
+def test_killed_train_worker_is_retried_by_tune_and_a_bad_config_is_not(tmp_path, ray_local):
     """One retry layer (tuning.retry): a SIGKILLed Ray Train worker fails its TorchTrainer
     (Train retries nothing), Tune retries the trial once, and the new TorchTrainer resumes from
-    the checkpoint (no epoch lost or trained twice)."""
+    the checkpoint (no epoch lost or trained twice); an invalid config raised in a Train
+    worker ends its trial at the first attempt, with its message."""
     from tuning.sweep import run_sweep
 
-    exp = write_experiment(tmp_path, {"HKMR": {}}, seeds=1, workers_per_trial=1)
+    exp = write_experiment(tmp_path, {"HKMR": {}, "bad": {"model.embed_dim": 8}}, seeds=1,
+                           workers_per_trial=1)
     markers = tmp_path / "markers"
     grid, out = run_sweep(exp, "smoke", storage=tmp_path / "store",
                           results_dir=tmp_path / "results", overrides=["train.epochs=3"],
                           extra_spec={"fail_once_at_epoch": 2, "marker_dir": str(markers),
-                                      "faults": {"HKMR": "kill"}})
-    (result,) = list(grid)
-    (events,) = [[(e["event"], e["epoch"]) for e in log] for log in _attempts(markers).values()]
+                                      "faults": {"HKMR": "kill", "bad": "config"}})
+    results = {r.config["configuration"]: r for r in grid}
+    result, log = results["HKMR"], _attempts(markers)
+    rows = {r["configuration"]: r for r in pq.read_table(out / "trials.parquet").to_pylist()}
+    assert [e["event"] for e in log[rows["bad"]["trial_id"]]] == ["start", "epoch", "epoch"]
+    assert rows["bad"]["status"] == "failed"
+    assert "ConfigError: injected invalid config after epoch 2" in rows["bad"]["error"]
+    events = [(e["event"], e["epoch"]) for e in log[rows["HKMR"]["trial_id"]]]
     second = events.index(("start", 0), 1)
     assert events[:second] == [("start", 0), ("epoch", 1), ("epoch", 2)], "killed at 2"
     # the retry resumed from a checkpoint (epoch 1's, or 2's if Train had registered it

@@ -14,7 +14,9 @@ deterministic failure).
 **Permanent errors end the trial at once.** Ray 2.60 has no per-exception retry filter
 (``FailureConfig.fail_fast`` stops the whole sweep), so the trial itself catches the errors
 that would fail the same way on every attempt and ends normally with a report of
-``failed = 1`` and the error's message; the sweep goes on and the results table lists the
+``failed = 1`` and the error's message (an in-process trial catches them around its
+training; a Ray Train worker lets them end its worker group, so the other DDP ranks do not
+wait for it, and the trial finds them in the ``WorkerGroupError`` of ``TorchTrainer.fit``); the sweep goes on and the results table lists the
 trial as failed with that message. Permanent are: an invalid config
 (:class:`hkmr.config.ConfigError` and any other ``ValueError``: hkmr raises it for settings
 that cannot work), a non-finite loss (:class:`hkmr.train.trainer.NonFiniteLossError`) and
@@ -40,6 +42,24 @@ TRAIN_MAX_FAILURES = 0
 def is_permanent(err: BaseException) -> bool:
     """Whether ``err`` would fail a retried trial the same way."""
     return isinstance(err, PERMANENT)
+
+
+def permanent_cause(err: BaseException) -> BaseException | None:
+    """The permanent error behind ``err`` (itself, a Ray Train worker's failure in a
+    ``WorkerGroupError``, the cause of a ``RayTaskError``, or its ``__cause__`` chain), or
+    None when a retry might succeed."""
+    seen: set[int] = set()
+    todo = [err]
+    while todo:
+        e = todo.pop()
+        if e is None or id(e) in seen:
+            continue
+        seen.add(id(e))
+        if is_permanent(e):
+            return getattr(e, "cause", None) if is_permanent(getattr(e, "cause", None)) else e
+        todo += list(getattr(e, "worker_failures", {}).values())
+        todo += [getattr(e, "cause", None), e.__cause__]
+    return None
 
 
 def error_message(err: BaseException) -> str:

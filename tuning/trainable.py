@@ -34,7 +34,7 @@ from hkmr.train.source import prepare_source
 from hkmr.train.trainer import Trainer, TrainerHooks
 
 from .images import write_trial_images
-from .retry import TRAIN_MAX_FAILURES, failure_metrics, is_permanent
+from .retry import TRAIN_MAX_FAILURES, failure_metrics, is_permanent, permanent_cause
 from .spec import CONFIGURATION, TrialSpec
 
 
@@ -114,16 +114,18 @@ def final_metrics(trainer: Trainer, cfg: Config, spec: TrialSpec
 
 
 def _train_and_report(cfg: Config, spec: TrialSpec, hooks: TrainerHooks, report, checkpoint,
-                      trial_id: str, is_main: bool, configuration: str | None = None) -> None:
-    """Shared by both paths: restore, train (reporting every epoch), evaluate, report; a
-    permanent error (:mod:`tuning.retry`) is reported as the trial's failure, not raised."""
+                      trial_id: str, is_main: bool, configuration: str | None = None,
+                      catch: bool = True) -> None:
+    """Shared by both paths: restore, train (reporting every epoch), evaluate, report; with
+    ``catch`` a permanent error (:mod:`tuning.retry`) is reported as the trial's failure, not
+    raised (Ray Train workers raise it: :func:`_fit_torch_trainer` reports it)."""
     fail_once = _FailOnce(spec, trial_id, configuration)
     if is_main:
         fail_once.log("start")
     try:
         _attempt(cfg, spec, hooks, report, checkpoint, is_main, fail_once)
     except Exception as err:  # noqa: BLE001 - classified, re-raised unless permanent
-        if not is_permanent(err):
+        if not catch or not is_permanent(err):
             raise
         report(failure_metrics(err, _node_id()), None)
 
@@ -216,11 +218,9 @@ def _train_worker(config: dict[str, Any]) -> None:
                       if directory and rank == 0 else None)
         ray.train.report(metrics, checkpoint=checkpoint)
 
-    cfg = _resolve(spec, config["trial"], report)
-    if cfg is None:
-        return
-    _train_and_report(cfg, spec, hooks, report, ray.train.get_checkpoint(),
-                      config["trial_id"], rank == 0, config["trial"].get(CONFIGURATION))
+    _train_and_report(spec.resolve(config["trial"]), spec, hooks, report,
+                      ray.train.get_checkpoint(), config["trial_id"], rank == 0,
+                      config["trial"].get(CONFIGURATION), catch=False)
 
 
 def _fit_torch_trainer(config: dict[str, Any], spec: TrialSpec) -> None:
@@ -245,7 +245,13 @@ def _fit_torch_trainer(config: dict[str, Any], spec: TrialSpec) -> None:
             storage_path=spec.storage, callbacks=[TuneReportCallback()],
             failure_config=ray.train.FailureConfig(max_failures=TRAIN_MAX_FAILURES),
             checkpoint_config=ray.train.CheckpointConfig(num_to_keep=1)))
-    trainer.fit()
+    try:
+        trainer.fit()
+    except ray.train.TrainingFailedError as err:
+        cause = permanent_cause(err)
+        if cause is None:
+            raise  # Tune retries the trial; its next TorchTrainer resumes the run
+        tune.report(failure_metrics(cause, _node_id()))
 
 
 def trial_placement(spec: TrialSpec):
