@@ -13,11 +13,11 @@ deterministic failure).
 
 **Permanent errors end the trial at once.** Ray 2.60 has no per-exception retry filter
 (``FailureConfig.fail_fast`` stops the whole sweep), so the trial itself catches the errors
-that would fail the same way on every attempt and ends normally with a report of
-``failed = 1`` and the error's message (an in-process trial catches them around its
-training; a Ray Train worker lets them end its worker group, so the other DDP ranks do not
-wait for it, and the trial finds them in the ``WorkerGroupError`` of ``TorchTrainer.fit``); the sweep goes on and the results table lists the
-trial as failed with that message. Permanent are: an invalid config
+that would fail the same way on every attempt and ends normally with a report of ``failed = 1``
+and the error's message (an in-process trial catches them around its training; a Ray Train
+worker lets them end its worker group, so the other DDP ranks do not wait for it, and the trial
+finds them in the ``WorkerGroupError`` of ``TorchTrainer.fit``); the sweep goes on and the
+results table lists the trial as failed with that message. Permanent are: an invalid config
 (:class:`hkmr.config.ConfigError` and any other ``ValueError``: hkmr raises it for settings
 that cannot work), a non-finite loss (:class:`hkmr.train.trainer.NonFiniteLossError`) and
 running out of memory (``torch.cuda.OutOfMemoryError``, ``MemoryError``). Everything else is

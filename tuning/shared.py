@@ -9,11 +9,11 @@ trial's resources â€” its ``cpus_per_trial`` CPUs and, on GPU presets, one GPU â
 node that can train (the shared encoder of ``paper_frozen`` trains on ``cuda``), not in the
 driver on a head that has neither. On an embedded local Ray the driver builds them itself
 (:func:`prepare_shared`): it is on the one node, and a task would only add a worker start-up
-(about 8 s here). The build holds the lock of ``$HKMR_CACHE/hkmr_shared`` (:func:`hkmr.io.folder_lock`)
-from its check to its end: two sweeps started together (on the same machine, or on a cluster
-whose ``$HKMR_CACHE`` is one shared folder) build each artefact once; the second waits and
-reuses it. Every artefact built is logged as a JSON line to ``$HKMR_CACHE/hkmr_builds.jsonl``
-(what, path, node, sweep, time).
+(about 8 s here). The build holds the lock of ``$HKMR_CACHE/hkmr_shared``
+(:func:`hkmr.io.folder_lock`) from its check to its end: two sweeps started together (on the
+same machine, or on a cluster whose ``$HKMR_CACHE`` is one shared folder) build each artefact
+once; the second waits and reuses it. Every artefact built is logged as a JSON line to
+``$HKMR_CACHE/hkmr_builds.jsonl`` (what, path, node, sweep, time).
 """
 
 from __future__ import annotations

@@ -1,14 +1,14 @@
 """``hkmr sweep``: an experiment's trials as a Ray Tune run, then the aggregated tables.
 
-The driver (1) resolves and validates every trial config and the :class:`TrialSpec` before
-Ray starts, (2) connects to a cluster (``--address``) or starts an embedded local Ray sized to
-the machine, (3) prepares what every trial shares once (on a cluster as one Ray task on a
-node that can train, :mod:`tuning.shared`), (4) runs the trials with ``ray.tune.Tuner`` (grid x seeds, or
+The driver (1) resolves and validates every trial config and the :class:`TrialSpec` before Ray
+starts, (2) connects to a cluster (``--address``) or starts an embedded local Ray sized to the
+machine, (3) prepares what every trial shares once (on a cluster as one Ray task on a node that
+can train, :mod:`tuning.shared`), (4) runs the trials with ``ray.tune.Tuner`` (grid x seeds, or
 Optuna search — a grid sampler over finite spaces — + ASHA), each asking for its resources and
-queued by Tune until they fit, or continues an interrupted run with ``Tuner.restore``, and
-(5) aggregates the results into ``results/<experiment>/<preset>/`` and copies them to the
-storage. Scheduling and storage are Ray's; retries are Tune's only (:mod:`tuning.retry`).
-``STORAGE`` is a folder or a URI (:mod:`tuning.storage`).
+queued by Tune until they fit, or continues an interrupted run with ``Tuner.restore``, and (5)
+aggregates the results into ``results/<experiment>/<preset>/`` and copies them to the storage.
+Scheduling and storage are Ray's; retries are Tune's only (:mod:`tuning.retry`). ``STORAGE`` is
+a folder or a URI (:mod:`tuning.storage`).
 """
 
 from __future__ import annotations
