@@ -130,7 +130,7 @@ def test_a_trial_whose_node_is_removed_resumes_on_another_from_its_checkpoint(
         cluster.add_node(num_cpus=1)
     cluster.wait_for_nodes()
     exp = write_experiment(tmp_path, {"HKMR": {}}, seeds=1)
-    markers, epochs = tmp_path / "markers", 8
+    markers, epochs = tmp_path / "markers", 6
     run = _in_thread(run_sweep, exp, "smoke", storage=tmp_path / "store",
                      results_dir=tmp_path / "results", address=cluster.address,
                      overrides=[f"train.epochs={epochs}"],
