@@ -31,7 +31,8 @@ class ModelConfig:
     """The encoder-regressor (Sec. 3.2) and every ablation switch of Tables 2-3."""
 
     regressor: Literal["hkmr", "hmr", "cmr"] = "hkmr"
-    encoder: Literal["resnet50", "small_cnn"] = "resnet50"
+    encoder: Literal["resnet50", "small_cnn", "keypoints"] = "resnet50"  # keypoints: the
+    # keypoint regime (hkmr/data/keypoint_dataset.py): an MLP embedding of 2D keypoints
     pretrained: bool = False  # ImageNet weights for resnet50 (needs them downloaded)
     outer_iters: int = _range(3, 1, 16, "T, outer iterations (paper 3)")
     inner_iters: int = _range(4, 1, 32, "P, inner passes; forward and backward each count one")
@@ -136,6 +137,10 @@ class DataConfig:
     workers: int = _range(0, 0, 64, "DataLoader worker processes")
     val_protocol: Literal["P1", "P2"] = "P1"
     features: str | None = None  # feature cache (hkmr features extract); None = keyed, cached
+    keypoint_noise: float = _range(2.0, 0.0, 1000.0, "keypoint regime: Gaussian noise of the "
+                                   "input keypoints, crop pixels (std)")
+    keypoint_dropout: float = _range(0.0, 0.0, 1.0, "keypoint regime: chance a training "
+                                     "keypoint is hidden, per joint and epoch")
     smpl_fraction: float = _range(1.0, 0.0, 1.0, "share of training samples that keep SMPL "
                                   "and 3D ground truth; the rest are 2D-only (Table 4)")
 

@@ -52,7 +52,7 @@ from ..device import pick_device
 from ..digest import state_digest
 from ..eval.suites import evaluate_joints
 from ..features.cache import StaleCacheError
-from ..model.estimator import pose_body
+from ..model.estimator import encoder_input, pose_body
 from .losses import total_loss
 from .loop import InTheLoop, hide_ground_truth, kept_ground_truth, sample_keys
 from .prior_term import PriorTerm
@@ -148,7 +148,7 @@ class Trainer:
         batch = hide_ground_truth(batch, self.gt_kept, keys)
         with torch.autocast(self.device.type, enabled=self.amp):
             outputs = (self.model(features=batch["features"]) if "features" in batch
-                       else self.model(batch["img"]))
+                       else self.model(encoder_input(batch)))
         if self.amp:  # the body model and losses run in float32
             outputs = [o.float() for o in outputs]
         fit_stats = {}
