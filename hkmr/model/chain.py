@@ -186,7 +186,10 @@ class ChainGroup(nn.Module):
         rest_w = self._rest_weight().transpose(1, 2)  # (C, rest, d)
         nb, nk = self.num_betas, 3 * self.max_joints
         solved = {}
-        for direction in (set(schedule) if self.chain_layer == "linear" else ()):
+        for direction in set(schedule):
+            if self.chain_layer == "mlp":  # masked MLP weights; no solve for a nonlinear f_i
+                solved[direction] = self.mlp(direction).masked()
+                continue
             weight, bias = self.solved_layers(direction)
             solved[direction] = (weight.transpose(1, 2), bias[:, None])
         return dict(phi_part=torch.matmul(phi, self.emb_phi.transpose(1, 2))
@@ -205,7 +208,7 @@ class ChainGroup(nn.Module):
         psi = torch.baddbmm(pre, th, prep["w_theta"]).relu()
         for p, direction in enumerate(schedule):
             if self.chain_layer == "mlp":
-                th = th + self.mlp(direction).run_pass(psi)
+                th = th + self.mlp(direction).run_pass(psi, weights=prep["solved"][direction])
             else:
                 weight, bias = prep["solved"][direction]
                 th = th + torch.baddbmm(bias, psi, weight)

@@ -66,27 +66,37 @@ class JointMLPs(nn.Module):
         K = self.num_joints
         return range(K - 1, -1, -1) if self.reverse else range(K)
 
+    def masked(self) -> dict[str, torch.Tensor]:
+        """The weights with the dependency and padding masks applied (once per forward call):
+        non-input residual slots and padding joints are exactly zero, so are their gradients."""
+        return dict(in_psi=self.in_psi, in_bias=self.in_bias[:, :, None],
+                    in_res=self.in_res * self.res_mask, out_w=self.out_w * self.out_mask[..., None],
+                    out_bias=(self.out_bias * self.out_mask)[:, :, None])  # biases (C, K, 1, ·)
+
     def joint_residual(self, i: int, psi: torch.Tensor, residuals: torch.Tensor,
-                       psi_hidden: torch.Tensor | None = None) -> torch.Tensor:
+                       psi_hidden: torch.Tensor | None = None,
+                       weights: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
         """Eq. 1/2 for joint i of every chain: f_i([ψ, residuals of its input joints]) (C, B, 3).
 
         ``residuals`` (C, B, 3K) may hold any value in every slot: the dependency mask
-        decides which slots f_i reads. ``psi_hidden`` is ψ's first-layer part if precomputed."""
+        decides which slots f_i reads. ``psi_hidden`` (ψ's first-layer part) and ``weights``
+        (:meth:`masked`) are computed here unless given."""
+        w = self.masked() if weights is None else weights
         if psi_hidden is None:
-            psi_hidden = torch.matmul(psi, self.in_psi[:, :, i])  # (C, B, H)
-        w_res = self.in_res[:, i] * self.res_mask[:, i]  # (C, 3K, H)
-        h = torch.baddbmm(psi_hidden + self.in_bias[:, i, None], residuals, w_res).relu()
-        mask = self.out_mask[:, i, None]  # (C, 1, 1): padding joints output exactly zero
-        return torch.baddbmm(self.out_bias[:, i, None] * mask, h, self.out_w[:, i] * mask)
+            psi_hidden = torch.matmul(psi, w["in_psi"][:, :, i])  # (C, B, H)
+        h = torch.baddbmm(psi_hidden + w["in_bias"][:, i], residuals, w["in_res"][:, i]).relu()
+        return torch.baddbmm(w["out_bias"][:, i], h, w["out_w"][:, i])
 
-    def run_pass(self, psi: torch.Tensor, perturb: torch.Tensor | None = None) -> torch.Tensor:
+    def run_pass(self, psi: torch.Tensor, perturb: torch.Tensor | None = None,
+                 weights: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
         """One pass, joint by joint in pass order: residuals Δ (C, B, 3K), padding zero.
         ``perturb`` (C, B, 3K) is added to each residual as soon as it is computed (tests)."""
+        w = self.masked() if weights is None else weights
         C, B, d = psi.shape
         K, H = self.num_joints, self.hidden
-        psi_hidden = torch.matmul(psi, self.in_psi.reshape(C, d, K * H)).view(C, B, K, H)
+        psi_hidden = torch.matmul(psi, w["in_psi"].reshape(C, d, K * H)).view(C, B, K, H)
         out = [psi.new_zeros(C, B, 3)] * K  # joints not yet computed are 0 and masked anyway
         for i in self.order():
-            delta = self.joint_residual(i, psi, torch.cat(out, dim=2), psi_hidden[:, :, i])
+            delta = self.joint_residual(i, psi, torch.cat(out, dim=2), psi_hidden[:, :, i], w)
             out[i] = delta if perturb is None else delta + perturb[..., 3 * i:3 * i + 3]
         return torch.cat(out, dim=2)
