@@ -22,11 +22,10 @@ from pathlib import Path
 from typing import Any
 
 from hkmr.config import ConfigError, get_key
-from hkmr.data.synthetic import ensure_synthetic
 from hkmr.digest import git_revision
 from hkmr.io import atomic_path
 from hkmr.model.priors import default_vae
-from hkmr.train.source import ensure_features
+from hkmr.train.source import ensure_data, ensure_features
 
 from .space import Experiment, load_experiment, parse_overrides
 from .search import search_algorithm, search_budget
@@ -155,7 +154,7 @@ def prepare_shared(plan: SweepPlan, root: Path | None = None) -> None:
         if key in seen:
             continue
         seen.add(key)
-        ensure_synthetic(cfg.data)
+        ensure_data(cfg)
         if cfg.model.prior == "vae" and not cfg.model.vae_checkpoint:
             default_vae(cfg.train.prior_corpus)
         if cfg.model.freeze_encoder:

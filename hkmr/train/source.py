@@ -9,10 +9,20 @@ from pathlib import Path
 
 from ..config import Config
 from ..data.keypoint_dataset import keypoint_source
+from ..data.keypoint_pool import ensure_pool
+from ..data.synthetic import ensure_synthetic
 from ..data.source import DataSource, image_source
 from ..features.cache import FeatureCache
 from ..features.source import feature_source, prepare_features
 from .shared_encoder import ensure_shared_encoder
+
+
+def ensure_data(cfg: Config, log=print, progress: bool = True) -> Path:
+    """Make (once, cached) the data ``cfg`` trains on: the keypoint pool under
+    ``model.encoder: keypoints``, else the rendered synthetic dataset; returns its folder."""
+    if cfg.model.encoder == "keypoints":
+        return ensure_pool(cfg.data, log=log)
+    return ensure_synthetic(cfg.data, progress=progress)
 
 
 def ensure_features(cfg: Config, root: str | Path | None = None, log=print,
