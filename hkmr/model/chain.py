@@ -55,6 +55,8 @@ class ChainGroup(nn.Module):
         self.num_chains, self.max_joints, self.embed_dim = C, K, d
         self.num_betas = num_betas
         self.cond_dim, self.joint_dependency = cond_dim, joint_dependency
+        if chain_layer not in ("linear", "mlp"):
+            raise ValueError(f"chain_layer={chain_layer!r}: choose 'linear' or 'mlp'")
         self.chain_layer = chain_layer
         in_rest = num_betas + 3 * K + cond_dim
         # E_c: weights for [Φ | β, θ_c (padded to 3K), θ_root]
