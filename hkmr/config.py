@@ -31,7 +31,8 @@ class ModelConfig:
     """The encoder-regressor (Sec. 3.2) and every ablation switch of Tables 2-3."""
 
     regressor: Literal["hkmr", "hmr", "cmr"] = "hkmr"
-    encoder: Literal["resnet50", "small_cnn"] = "resnet50"
+    encoder: Literal["resnet50", "small_cnn", "keypoints"] = "resnet50"  # keypoints: the
+    # keypoint regime (hkmr/data/keypoint_dataset.py): an MLP embedding of 2D keypoints
     pretrained: bool = False  # ImageNet weights for resnet50 (needs them downloaded)
     outer_iters: int = _range(3, 1, 16, "T, outer iterations (paper 3)")
     inner_iters: int = _range(4, 1, 32, "P, inner passes; forward and backward each count one")
@@ -40,7 +41,11 @@ class ModelConfig:
     chain_hierarchy: bool = True  # child chains conditioned on the current θ_root
     embed_dim: int = _range(128, 4, 4096, "d, size of the chain embedding ψ")
     head_hidden: int = _range(256, 4, 4096, "hidden units of the shape and camera networks")
-    chain_impl: Literal["fast", "reference"] = "fast"
+    chain_impl: Literal["fast", "reference"] = "fast"  # linear chain_layer only; mlp ignores it
+    # f_i, b_i: one FC layer (paper) or a 2-layer MLP, under which joint_dependency and passes
+    # change the function class (hkmr/model/chain_mlp.py says why)
+    chain_layer: Literal["linear", "mlp"] = "linear"
+    chain_hidden: int = _range(64, 1, 4096, "hidden units of each f_i, b_i when chain_layer=mlp")
     hmr_iters: int = _range(3, 1, 16, "iterations of the HMR baseline's error feedback")
     hmr_hidden: int = _range(1024, 8, 8192, "width of the HMR baseline's two FC layers")
     dropout: float = _range(0.5, 0.0, 0.95, "dropout of the HMR baseline")
@@ -136,6 +141,10 @@ class DataConfig:
     workers: int = _range(0, 0, 64, "DataLoader worker processes")
     val_protocol: Literal["P1", "P2"] = "P1"
     features: str | None = None  # feature cache (hkmr features extract); None = keyed, cached
+    keypoint_noise: float = _range(2.0, 0.0, 1000.0, "keypoint regime: Gaussian noise of the "
+                                   "input keypoints, crop pixels (std)")
+    keypoint_dropout: float = _range(0.0, 0.0, 1.0, "keypoint regime: chance a training "
+                                     "keypoint is hidden, per joint and epoch")
     smpl_fraction: float = _range(1.0, 0.0, 1.0, "share of training samples that keep SMPL "
                                   "and 3D ground truth; the rest are 2D-only (Table 4)")
 
@@ -147,6 +156,9 @@ class TrainConfig:
     epochs: int = _range(10, 1, 100_000)
     batch_size: int = _range(64, 1, 4096)
     lr: float = _range(5e-5, 1e-8, 1.0)
+    # cosine: lr anneals to 0 over epochs x steps per epoch (stepped per optimisation step)
+    lr_schedule: Literal["constant", "cosine"] = "constant"
+    warmup_steps: int = _range(0, 0, 10_000_000, "linear lr warm-up steps before the cosine")
     weight_decay: float = _range(0.0, 0.0, 1.0)
     steps_per_epoch: int = _range(0, 0, 10_000_000, "0 = one full pass over the data")
     eval_samples: int = _range(0, 0, 10_000_000, "validation images per epoch, 0 = all")

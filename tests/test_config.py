@@ -36,6 +36,12 @@ def test_yaml_nested_and_dotted_and_overrides(tmp_path):
     ("train.smplify_iters=0", r"train.smplify_iters=0 is out of range; allowed 1..10000"),
     ("train.fit_threshold=-5", r"train.fit_threshold=-5.0 is out of range"),
     ("data.smpl_fraction=1.5", r"data.smpl_fraction=1.5 is out of range; allowed 0.0..1.0"),
+    ("model.chain_layer=conv", r"model.chain_layer='conv' is not allowed; choose one of "
+                               r"'linear', 'mlp'"),
+    ("model.chain_hidden=0", r"model.chain_hidden=0 is out of range; allowed 1..4096"),
+    ("train.lr_schedule=step", r"train.lr_schedule='step' is not allowed; choose one of "
+                               r"'constant', 'cosine'"),
+    ("train.warmup_steps=-1", r"train.warmup_steps=-1 is out of range"),
 ])
 def test_invalid_values_name_key_value_and_allowed(override, message):
     with pytest.raises(ConfigError, match=message):

@@ -94,3 +94,54 @@ def test_smoke_preset_learns(tmp_path):
     model's on the held-out validation split."""
     before, after, _ = smoke_run(tmp_path)
     assert after["val_mpjpe"] < 0.85 * before["val_mpjpe"]
+
+
+FAST = ["model.prior=none", "train.steps_per_epoch=1", "train.batch_size=4",
+        "train.eval_samples=4"]
+
+
+class Interrupted(Exception):
+    pass
+
+
+def _interrupt_after_first_epoch(metrics, checkpoint):
+    if metrics["epoch"] == 1:  # after the checkpoint is written, as a killed run would be
+        raise Interrupted
+
+
+def test_cosine_schedule_resumes_like_an_uninterrupted_run(tmp_path):
+    """train.lr_schedule=cosine: the scheduler's state travels in the checkpoint, so 1 epoch +
+    a resume equals 2 uninterrupted epochs (metrics and weights), and the lr anneals to 0."""
+    cfg = tiny("train.epochs=2", "train.lr_schedule=cosine", *FAST)
+    whole = trainer_for(cfg, tmp_path / "full", quiet())
+    full = whole.fit()
+    hooks = TrainerHooks(log=lambda msg: None, on_epoch=_interrupt_after_first_epoch)
+    with pytest.raises(Interrupted):
+        trainer_for(cfg, tmp_path / "split", hooks).fit()
+    resumed = trainer_for(cfg, tmp_path / "split", quiet())
+    assert resumed.epoch == 1 and resumed.scheduler.last_epoch == resumed.step == 1
+    end = resumed.fit()
+    for key in ("train_loss", "train_lr", "val_mpjpe", "val_pa_mpjpe", "step"):
+        assert end[key] == full[key], key
+    for name, value in whole.module.state_dict().items():
+        assert torch.equal(value, resumed.module.state_dict()[name]), name
+    lrs = [m["train_lr"] for m in whole.history]
+    assert lrs == pytest.approx([1e-3, 1e-3 / 2]), lrs  # (1 + cos(π s / 2)) / 2 at steps 0, 1
+    assert whole.optimizer.param_groups[0]["lr"] == 0.0, "annealed to 0 after the last step"
+
+
+def test_mlp_chain_layer_trains_and_its_checkpoint_round_trips(tmp_path):
+    cfg = tiny("train.epochs=1", *FAST, "model.chain_layer=mlp", "model.chain_hidden=16")
+    first = trainer_for(cfg, tmp_path, quiet())
+    metrics = first.fit()
+    assert math.isfinite(metrics["train_loss"])
+    assert metrics["train_lr"] == 1e-3, "the default schedule is constant"
+    again = trainer_for(cfg, tmp_path, quiet())
+    assert again.epoch == 1
+    state = again.module.state_dict()
+    assert any("fwd_mlp" in k for k in state)
+    for name, value in first.module.state_dict().items():
+        assert torch.equal(value, state[name]), name
+    assert again.evaluate()["val_mpjpe"] == metrics["val_mpjpe"]
+    with pytest.raises(ValueError, match="another model config"):
+        trainer_for(tiny("train.epochs=1", *FAST, "model.chain_hidden=16"), tmp_path, quiet())

@@ -95,8 +95,24 @@ def _headed(title_lines: list[str], header: list[str], rows: list[list[str]]) ->
     return "\n".join(title_lines) + "\n" + markdown_table(header, rows)
 
 
+def ran_only(table: dict, rows: list[dict]) -> dict:
+    """``table`` without the configurations no trial ran (a folder made before its experiment
+    gained a column, e.g. Table 2's "No chain hierarchy", renders as it was made)."""
+    ran = {r["configuration"] for r in rows}
+    out = dict(table)
+    if "rows" in out:
+        out["rows"] = [name for name in out["rows"] if name in ran]
+    cols = out.get("columns")
+    if isinstance(cols, dict):
+        out["columns"] = {label: name for label, name in cols.items() if name in ran}
+    elif cols:
+        out["columns"] = [name for name in cols if name in ran]
+    return out
+
+
 def experiment_table(table: dict, rows: list[dict]) -> str:
     """One table of an experiment file (``tables:``) over the trial rows."""
+    table = ran_only(table, rows)
     metric = table.get("metric", "mpjpe")
     title = [f"### {table.get('title', metric)}", ""]
     if table.get("layout") == "rows_are_configurations":

@@ -13,6 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from hkmr.checkpoint import CHECKPOINT, load_encoder
+from hkmr.data.keypoint_pool import pool_root
 from hkmr.data.synthetic import synthetic_root, synthetic_settings
 from hkmr.features.source import feature_folder
 from hkmr.model.priors import default_vae_path
@@ -30,9 +31,13 @@ def shared_artefacts(plan, root: Path | None = None) -> list[tuple[str, str, Pat
     exp, seen, found = plan.experiment, set(), []
     for configuration in exp.configurations or [None]:
         cfg = exp.resolve(plan.preset, configuration, overrides=plan.spec.overrides)
-        data = synthetic_root(cfg.data)
-        items = [("dataset", "given" if cfg.data.synthetic else
-                  _state((data / "manifest.json").exists()), data)]
+        if cfg.model.encoder == "keypoints":
+            data = pool_root(cfg.data)
+            items = [("keypoint pool", _state((data / "manifest.json").exists()), data)]
+        else:
+            data = synthetic_root(cfg.data)
+            items = [("dataset", "given" if cfg.data.synthetic else
+                      _state((data / "manifest.json").exists()), data)]
         if cfg.model.prior == "vae" and not cfg.model.vae_checkpoint:
             vae = default_vae_path(cfg.train.prior_corpus)
             items.append(("VAE prior", _state(vae.exists()), vae))

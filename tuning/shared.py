@@ -24,10 +24,9 @@ from pathlib import Path
 from types import SimpleNamespace
 
 from hkmr.config import ConfigError
-from hkmr.data.synthetic import ensure_synthetic
 from hkmr.io import cache_dir, folder_lock
 from hkmr.model.priors import default_vae
-from hkmr.train.source import ensure_features
+from hkmr.train.source import ensure_data, ensure_features
 
 from .dryrun import shared_artefacts
 from .spec import TrialSpec
@@ -71,7 +70,7 @@ def _build(exp, spec: TrialSpec, root: Path | None) -> set[str]:
         if key in seen:
             continue
         seen.add(key)
-        ensure_synthetic(cfg.data)
+        ensure_data(cfg)
         if cfg.model.prior == "vae" and not cfg.model.vae_checkpoint:
             default_vae(cfg.train.prior_corpus)
         if cfg.model.freeze_encoder:

@@ -44,6 +44,8 @@ CHAINS: dict[str, tuple[int, ...]] = {
     "left_leg": _ids("left_hip", "left_knee", "left_ankle", "left_foot"),
 }
 CHAIN_NAMES: tuple[str, ...] = tuple(CHAINS)
+#: each chain's end effector: its last joint (spine3, head, the hands, the feet)
+END_EFFECTORS: dict[str, int] = {c: joints[-1] for c, joints in CHAINS.items()}
 CHILD_CHAINS: tuple[str, ...] = CHAIN_NAMES[1:]
 
 #: CHAIN_TO_SMPL[k] is the SMPL joint at position k of Θ in chain order.

@@ -42,7 +42,7 @@ import torch
 from torch.utils.data import Dataset
 
 from .augment import AugParams, Augment, apply_gain, augment_crop, transform_targets
-from .occlusion import KINDS, apply_occluder, check, joint_occluder, standard_occluder
+from .occlusion import KINDS, apply_occluder, check, occluder_of
 from .shards import load_manifest, read_split
 from .spin import crop_matrix, j24_to_smpl, load_npz, openpose_to_smpl, view_from_name
 from .views import FRONTAL_VIEW, protocol_views
@@ -101,10 +101,7 @@ def make_item(sample: dict, index: int, image_id: int, view: int, occlusion: tup
     size = img.shape[0]
     occluded = np.zeros(24, np.float32)
     if occlusion is not None:
-        if len(occlusion) == 1:
-            occ = standard_occluder(occlusion[0], kp, size, image_id, occlusion_seed)
-        else:
-            occ = joint_occluder(*occlusion, kp, size, image_id, occlusion_seed)
+        occ = occluder_of(occlusion, kp, size, image_id, occlusion_seed)
         img, mask = apply_occluder(img, occ)
         px = np.floor((kp[:, :2] + 1.0) * size / 2).astype(int)
         ok = ((px >= 0) & (px < size)).all(1)

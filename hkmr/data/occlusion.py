@@ -142,18 +142,21 @@ def make_occluder(kind: str, degree: int, target: tuple[float, float], size: int
                     occ.height, occ.angle, colour)
 
 
+def covers(o: Occluder, points: np.ndarray) -> np.ndarray:
+    """(N,) bool: which points ``(N, 2)`` (continuous pixel coordinates) lie inside ``o``."""
+    d = np.asarray(points, float).reshape(-1, 2) - np.asarray(o.center)
+    if o.kind == "circle":
+        return (d ** 2).sum(1) <= o.width ** 2
+    ha, hb = _side_halves(o)
+    a = np.abs(_local(o, d))
+    return (a[:, 0] <= ha) & (a[:, 1] <= hb)
+
+
 def occluder_mask(o: Occluder, size: int) -> np.ndarray:
     """(S, S) bool: pixels whose centre lies inside the occluder."""
     g = np.arange(size) + 0.5
-    d = np.stack(np.broadcast_arrays(g[None, :] - o.center[0], g[:, None] - o.center[1]), -1)
-    d = d.reshape(-1, 2)
-    if o.kind == "circle":
-        m = (d ** 2).sum(1) <= o.width ** 2
-    else:
-        ha, hb = _side_halves(o)
-        a = np.abs(_local(o, d))
-        m = (a[:, 0] <= ha) & (a[:, 1] <= hb)
-    return m.reshape(size, size)
+    d = np.stack(np.broadcast_arrays(g[None, :], g[:, None]), -1)
+    return covers(o, d.reshape(-1, 2)).reshape(size, size)
 
 
 def apply_occluder(img: np.ndarray, o: Occluder) -> tuple[np.ndarray, np.ndarray]:
@@ -164,7 +167,8 @@ def apply_occluder(img: np.ndarray, o: Occluder) -> tuple[np.ndarray, np.ndarray
     return out, mask
 
 
-def _pixels(keypoints: np.ndarray, size: int) -> np.ndarray:
+def pixels(keypoints: np.ndarray, size: int) -> np.ndarray:
+    """Crop coordinates in [-1, 1] (``(N, 2+)``) -> continuous pixel coordinates ``(N, 2)``."""
     return (np.asarray(keypoints)[:, :2] + 1.0) * size / 2
 
 
@@ -177,7 +181,7 @@ def standard_occluder(kind: str, keypoints: np.ndarray, size: int, image_id: int
     degree = int(rng.integers(1, 6))
     kp = np.asarray(keypoints)
     ok = np.nonzero((kp[:, 2] > 0) & (np.abs(kp[:, :2]) <= 1).all(1))[0]
-    target = _pixels(kp, size)[rng.choice(ok)] if len(ok) else (size / 2, size / 2)
+    target = pixels(kp, size)[rng.choice(ok)] if len(ok) else (size / 2, size / 2)
     return make_occluder(kind, degree, target, size, rng)
 
 
@@ -188,4 +192,13 @@ def joint_occluder(kind: str, degree: int, joint: int, keypoints: np.ndarray, si
     if not 0 <= int(joint) < len(keypoints):
         raise ValueError(f"joint must be 0..{len(keypoints) - 1}, got {joint}")
     rng = np.random.default_rng([seed, int(image_id), _KIND_CODE[kind], int(degree), int(joint)])
-    return make_occluder(kind, degree, _pixels(keypoints, size)[int(joint)], size, rng)
+    return make_occluder(kind, degree, pixels(keypoints, size)[int(joint)], size, rng)
+
+
+def occluder_of(occlusion: tuple, keypoints: np.ndarray, size: int, image_id: int,
+                seed: int = 0) -> Occluder:
+    """The occluder a parsed test-time ``occlusion`` puts on an image: ``(kind,)`` its
+    standard-set occluder, ``(kind, degree, joint)`` a Fig. 6 curve point."""
+    if len(occlusion) == 1:
+        return standard_occluder(occlusion[0], keypoints, size, image_id, seed)
+    return joint_occluder(*occlusion, keypoints, size, image_id, seed)

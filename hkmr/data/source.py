@@ -27,7 +27,7 @@ from .datasets import MixtureDataset, OccludableDataset, SpinDataset, SyntheticD
 from .shards import load_manifest
 from .synthetic import ensure_synthetic
 
-REGIMES = ("end_to_end", "frozen_features")
+REGIMES = ("end_to_end", "frozen_features", "keypoints")
 
 
 class TestSets(abc.ABC):

@@ -27,9 +27,14 @@ def _centre(joints: torch.Tensor) -> torch.Tensor:
     return joints[..., :1, :]
 
 
+def joint_errors(pred: torch.Tensor, gt: torch.Tensor) -> torch.Tensor:
+    """(B, J, 3) metres -> (B, J) mm per joint, aligned as :func:`mpjpe`."""
+    return 1000 * ((pred - _centre(pred)) - (gt - _centre(gt))).norm(dim=-1)
+
+
 def mpjpe(pred: torch.Tensor, gt: torch.Tensor) -> torch.Tensor:
     """(B, J, 3) metres -> (B,) mm, pelvis-aligned (J = 24) or hip-centre-aligned (J = 14)."""
-    return 1000 * ((pred - _centre(pred)) - (gt - _centre(gt))).norm(dim=-1).mean(-1)
+    return joint_errors(pred, gt).mean(-1)
 
 
 def pa_mpjpe(pred: torch.Tensor, gt: torch.Tensor) -> torch.Tensor:

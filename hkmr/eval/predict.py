@@ -24,6 +24,9 @@ def predict(model: MeshEstimator, dataset, device: torch.device, batch_size: int
         if "features" in batch:  # a feature dataset (frozen-features regime)
             yield batch, model(features=batch["features"].to(device))[-1]
             continue
+        if "keypoint_input" in batch:  # the keypoint regime
+            yield batch, model(batch["keypoint_input"].to(device))[-1]
+            continue
         img = batch["img"].to(device)
         if size and img.shape[-1] != size:
             img = F.interpolate(img, size=(size, size), mode="bilinear", align_corners=False,

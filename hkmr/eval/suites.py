@@ -39,6 +39,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, Subset
 
+from ..body.joints import END_EFFECTORS
 from ..body.kinematics import JointKinematics
 from ..data.datasets import SpinDataset
 from ..data.occlusion import DEGREES, KINDS
@@ -48,7 +49,7 @@ from ..data.views import FRONTAL_VIEW
 from ..model.estimator import MeshEstimator, weak_perspective
 from .h36m import h36m_pass
 from .predict import predict, predicted_vertices
-from .metrics import mpjpe, mpjpe_2d, pa_mpjpe, pck, select_eval_joints
+from .metrics import joint_errors, mpjpe, mpjpe_2d, pa_mpjpe, pck, select_eval_joints
 from .segmentation import SegmentationAccumulator
 
 SUITES: tuple[str, ...] = ("table1", "degrees", "invisible", "segmentation")
@@ -101,16 +102,30 @@ class _Pass:
     segmentation: dict[str, float] | None = None
 
 
-def _joint_errors(pred: torch.Tensor, joints3d: torch.Tensor, has3d: torch.Tensor
-                  ) -> dict[str, torch.Tensor]:
+def _joint_errors(pred: torch.Tensor, joints3d: torch.Tensor, has3d: torch.Tensor,
+                  occluded: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+    """Per-image errors (mm; NaN where the ground truth lacks the joints): MPJPE and
+    PA-MPJPE on the 14 evaluation joints, MPJPE on all 24; ``occluded_mpjpe``, the mean error
+    of the evaluation joints under the occluder (hip-centred as MPJPE; NaN when none is), since
+    averaging over all 14 dilutes one occluded joint's error ~14x; ``ee_<chain>``, the error
+    of each chain's end effector (pelvis-aligned, as the 24-joint MPJPE)."""
     gt, conf = joints3d[..., :3], joints3d[..., 3]
     ok14 = (has3d > 0) & (select_eval_joints(conf[..., None])[..., 0] > 0).all(-1)
     ok24 = (has3d > 0) & (conf > 0).all(-1)
     p14, g14 = select_eval_joints(pred), select_eval_joints(gt)
     nan = torch.tensor(math.nan)
-    return {"mpjpe": torch.where(ok14, mpjpe(p14, g14), nan),
-            "pa_mpjpe": torch.where(ok14, pa_mpjpe(p14, g14), nan),
-            "mpjpe_24": torch.where(ok24, mpjpe(pred, gt), nan)}
+    out = {"mpjpe": torch.where(ok14, mpjpe(p14, g14), nan),
+           "pa_mpjpe": torch.where(ok14, pa_mpjpe(p14, g14), nan),
+           "mpjpe_24": torch.where(ok24, mpjpe(pred, gt), nan)}
+    if occluded is not None:
+        per_joint = joint_errors(p14, g14)
+        hidden = select_eval_joints(occluded[..., None])[..., 0] > 0
+        mean = (per_joint * hidden).sum(-1) / hidden.sum(-1)
+        out["occluded_mpjpe"] = torch.where(ok14 & hidden.any(-1), mean, nan)
+    per_joint = joint_errors(pred, gt)
+    for chain, joint in END_EFFECTORS.items():
+        out[f"ee_{chain}"] = torch.where(ok24, per_joint[:, joint], nan)
+    return out
 
 
 def _run(model, kinematics, dataset: Dataset, indices, device, *, batch_size: int,
@@ -119,7 +134,7 @@ def _run(model, kinematics, dataset: Dataset, indices, device, *, batch_size: in
     """Run the model on ``dataset[indices]``. ``with_2d``: keep projected and ground-truth
     joints in pixels; ``body`` + ``seg_keep``: render the predicted meshes of the images at
     those positions and score them against the rendered ground-truth part maps."""
-    index, frontal, errors = [], [], {"mpjpe": [], "pa_mpjpe": [], "mpjpe_24": []}
+    index, frontal, errors = [], [], {}
     pts: dict[str, list] = {"pred": [], "gt": [], "inside": [], "visible": []}
     seg = renderer = None
     if body is not None and seg_keep is not None and len(seg_keep):
@@ -130,8 +145,9 @@ def _run(model, kinematics, dataset: Dataset, indices, device, *, batch_size: in
         pred = kinematics.joints_of(out).float().cpu()
         index.append(batch["index"])
         frontal.append(batch["view"] == FRONTAL_VIEW)
-        for k, v in _joint_errors(pred, batch["joints3d"], batch["has_joints3d"]).items():
-            errors[k].append(v)
+        for k, v in _joint_errors(pred, batch["joints3d"], batch["has_joints3d"],
+                                  batch.get("occluded")).items():
+            errors.setdefault(k, []).append(v)
         cam = out.cam.float().cpu()
         if with_2d:
             kp = batch["keypoints"]
@@ -186,6 +202,8 @@ def _table1_pass(dataset, run_idx, p1_idx, p2_idx, column, images=None,
     for protocol, members in (("P1", p1_idx), ("P2", p2_idx)):
         sel = torch.from_numpy(np.isin(res.index.numpy(), members))
         for name, values in res.errors.items():
+            if name == "occluded_mpjpe" and column == "standard":
+                continue  # no occluder, no occluded joints
             out[f"{protocol}_{column}_{name}"] = _mean(values[sel])
         out[f"{protocol}_{column}_images"] = float(sel.sum())
         _keep_images(images, res, sel, protocol, column, 0)
@@ -219,8 +237,11 @@ def evaluate_suites(model: MeshEstimator, body, kinematics: JointKinematics,
     pass of Fig. 6 (0 = all). Returns flat keys (MPJPE in mm, 2D errors in pixels of the
     stored crop, accuracy and PCK in %, F1 in 0..1):
 
-    * table1: ``{P1,P2}_{standard,bar,circle,rectangle}_{mpjpe,pa_mpjpe,mpjpe_24,images}``
-    * degrees: ``degree_{bar,circle,rectangle}_{1..5}_mpjpe``
+    * table1: ``{P1,P2}_{standard,bar,circle,rectangle}_{mpjpe,pa_mpjpe,mpjpe_24,images}``,
+      ``{P1,P2}_{standard,...}_ee_<chain>`` (each chain's end effector) and, for the occluded
+      columns, ``{P1,P2}_{bar,circle,rectangle}_occluded_mpjpe`` (the occluded joints' own
+      error, see :func:`_joint_errors`)
+    * degrees: ``degree_{bar,circle,rectangle}_{1..5}_{mpjpe,occluded_mpjpe}``
     * invisible: ``invisible_mpjpe_2d_px``, ``invisible_pck``, ``invisible_joints`` and the
       same for ``all`` in-crop joints; ``pck_threshold_px``
     * segmentation: ``seg_{fb,part,part24}_{acc,f1}``, ``seg_images``
@@ -280,6 +301,9 @@ def evaluate_suites_per_image(model: MeshEstimator, body, kinematics: JointKinem
                     res = _run(dataset=test_sets.joint_cycle(kind, degree),
                                indices=np.arange(n), **kw)
                     out[f"degree_{kind}_{degree}_mpjpe"] = _mean(res.errors["mpjpe"])
+                    if "occluded_mpjpe" in res.errors:
+                        out[f"degree_{kind}_{degree}_occluded_mpjpe"] = _mean(
+                            res.errors["occluded_mpjpe"])
                     _keep_images(images, res, torch.ones(len(res.index), dtype=torch.bool),
                                  "P1", kind, degree)
     finally:

@@ -9,17 +9,24 @@ Sec. 3.2, Eq. 1-2, Fig. 4. For chain c with joints 0..K_c-1 (root-most first):
   residuals of the joints after i. After each pass θ_c ← θ_c + Δθ and ψ is re-embedded.
 * ``joint_dependency="previous"`` (Table 2, "No joint hierarchy"): f_i sees only the
   residual of the joint immediately before it in the pass.
+* ``chain_layer="mlp"``: each f_i, b_i is a 2-layer MLP instead (:mod:`hkmr.model.chain_mlp`,
+  which explains why: with one linear layer the dependency structure and the pass direction
+  are reparameterisations of the same affine maps of ψ).
 
 Chains are stored *stacked*: a group holds C chains padded to K = max K_c joints, so the five
 child chains run as one batched operation. Padding is masked out of every weight.
 
-Two implementations of a pass share the same parameters:
+Two implementations of a *linear* pass share the same parameters:
 
 * ``reference``: joint by joint, literally Eq. 1-2 (each f_i applied to its concatenated input).
 * ``fast`` (default): because every f_i is linear, a pass solves Δ = a + LΔ with a = W_ψ ψ + b
   and L strictly block-triangular; so Δ = (I - L)^{-1} a, and (I - L)^{-1} W_ψ is one d -> 3K
   matrix per chain and direction, computed once per forward call by a unit-triangular solve.
   The Φ part of every embedding is computed once per image.
+
+The MLP pass has one implementation, joint by joint and batched over chains
+(:meth:`JointMLPs.run_pass`); it runs inside :meth:`ChainGroup.run_fast` whatever
+``model.chain_impl`` says, so ``fast`` never applies the linear solve to it.
 """
 
 from __future__ import annotations
@@ -27,6 +34,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from .chain_mlp import JointMLPs
 
 FORWARD, BACKWARD = "forward", "backward"
 
@@ -38,26 +47,22 @@ class ChainGroup(nn.Module):
     chain hierarchy, 0 otherwise)."""
 
     def __init__(self, chain_lengths: list[int], feat_dim: int, embed_dim: int,
-                 cond_dim: int, joint_dependency: str, num_betas: int = 10):
+                 cond_dim: int, joint_dependency: str, num_betas: int = 10,
+                 chain_layer: str = "linear", chain_hidden: int = 64):
         super().__init__()
         self.lengths = list(chain_lengths)
         C, K, d = len(chain_lengths), max(chain_lengths), embed_dim
         self.num_chains, self.max_joints, self.embed_dim = C, K, d
         self.num_betas = num_betas
         self.cond_dim, self.joint_dependency = cond_dim, joint_dependency
+        if chain_layer not in ("linear", "mlp"):
+            raise ValueError(f"chain_layer={chain_layer!r}: choose 'linear' or 'mlp'")
+        self.chain_layer = chain_layer
         in_rest = num_betas + 3 * K + cond_dim
         # E_c: weights for [Φ | β, θ_c (padded to 3K), θ_root]
         self.emb_phi = nn.Parameter(torch.empty(C, d, feat_dim))
         self.emb_rest = nn.Parameter(torch.empty(C, d, in_rest))
         self.emb_bias = nn.Parameter(torch.zeros(C, d))
-        # f_i (forward) and b_i (backward): ψ weights, residual weights, bias; rows 3i..3i+2
-        self.fwd_psi = nn.Parameter(torch.empty(C, 3 * K, d))
-        self.fwd_res = nn.Parameter(torch.empty(C, 3 * K, 3 * K))
-        self.fwd_bias = nn.Parameter(torch.zeros(C, 3 * K))
-        self.bwd_psi = nn.Parameter(torch.empty(C, 3 * K, d))
-        self.bwd_res = nn.Parameter(torch.empty(C, 3 * K, 3 * K))
-        self.bwd_bias = nn.Parameter(torch.zeros(C, 3 * K))
-
         real = torch.zeros(C, K)
         for c, k in enumerate(chain_lengths):
             real[c, :k] = 1
@@ -65,18 +70,34 @@ class ChainGroup(nn.Module):
         rest_mask = torch.cat([torch.ones(C, num_betas), joint_mask, torch.ones(C, cond_dim)], 1)
         self.register_buffer("out_mask", joint_mask, persistent=False)
         self.register_buffer("rest_mask", rest_mask[:, None, :], persistent=False)
+        deps = {}  # (C, K, K): 1 where joint i of chain c reads joint j's residual
         for direction in (FORWARD, BACKWARD):
-            dep = torch.zeros(C, 3 * K, 3 * K)
+            deps[direction] = torch.zeros(C, K, K)
             for c, k in enumerate(chain_lengths):
                 for i in range(k):
-                    for j in self.residual_inputs(i, k, direction):
-                        dep[c, 3 * i:3 * i + 3, 3 * j:3 * j + 3] = 1
-            self.register_buffer(f"{direction}_dep", dep, persistent=False)
+                    deps[direction][c, i, self.residual_inputs(i, k, direction)] = 1
+        if chain_layer == "mlp":
+            self.fwd_mlp = JointMLPs(deps[FORWARD], real, d, chain_hidden, reverse=False)
+            self.bwd_mlp = JointMLPs(deps[BACKWARD], real, d, chain_hidden, reverse=True)
+        else:
+            # f_i (forward), b_i (backward): ψ weights, residual weights, bias; rows 3i..3i+2
+            self.fwd_psi = nn.Parameter(torch.empty(C, 3 * K, d))
+            self.fwd_res = nn.Parameter(torch.empty(C, 3 * K, 3 * K))
+            self.fwd_bias = nn.Parameter(torch.zeros(C, 3 * K))
+            self.bwd_psi = nn.Parameter(torch.empty(C, 3 * K, d))
+            self.bwd_res = nn.Parameter(torch.empty(C, 3 * K, 3 * K))
+            self.bwd_bias = nn.Parameter(torch.zeros(C, 3 * K))
+            for direction, dep in deps.items():
+                dep = dep.repeat_interleave(3, dim=1).repeat_interleave(3, dim=2)
+                self.register_buffer(f"{direction}_dep", dep, persistent=False)
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
         for p in (self.emb_phi, self.emb_rest):
             nn.init.kaiming_uniform_(p.view(-1, p.shape[-1]), a=5 ** 0.5)
+        if self.chain_layer == "mlp":
+            self.fwd_mlp.reset_parameters(), self.bwd_mlp.reset_parameters()
+            return
         for p in (self.fwd_psi, self.bwd_psi, self.fwd_res, self.bwd_res):
             nn.init.xavier_uniform_(p.view(-1, p.shape[-1]), gain=0.01)  # start near θ^0
 
@@ -86,6 +107,10 @@ class ChainGroup(nn.Module):
         if self.joint_dependency == "previous":
             earlier = earlier[-1:]
         return earlier
+
+    def mlp(self, direction: str) -> JointMLPs:
+        """f_i (forward) or b_i (backward) of every joint, ``chain_layer=mlp``."""
+        return self.fwd_mlp if direction == FORWARD else self.bwd_mlp
 
     # -- parameters with padding and dependency masks applied ------------------------------
     def _rest_weight(self) -> torch.Tensor:
@@ -97,7 +122,7 @@ class ChainGroup(nn.Module):
         mask = self.out_mask
         return psi_w * mask[..., None], res_w * getattr(self, f"{direction}_dep"), bias * mask
 
-    # -- reference: Eq. 1-2 joint by joint, E_c on its full input ------------------------------
+    # -- reference (linear only): Eq. 1-2 joint by joint, E_c on its full input -----------------
     def embed_reference(self, phi: torch.Tensor, rest: torch.Tensor) -> torch.Tensor:
         """ψ for every chain from the full input [Φ, β, θ_c, θ_root]: (B, C, d)."""
         weight = torch.cat([self.emb_phi, self._rest_weight()], dim=2)  # (C, d, F + rest)
@@ -147,7 +172,7 @@ class ChainGroup(nn.Module):
                 psi = self.embed_reference(phi, rest(theta))
         return theta
 
-    # -- fast: one linear map per pass, Φ part once per image -----------------------------------
+    # -- fast: Φ part once per image; one linear map per pass, or the MLP pass ------------------
     def solved_layers(self, direction: str) -> tuple[torch.Tensor, torch.Tensor]:
         """(I - L)^{-1} W_ψ and (I - L)^{-1} b for every chain: (C, 3K, d), (C, 3K)."""
         psi_w, res_w, bias = self._layers(direction)
@@ -164,6 +189,9 @@ class ChainGroup(nn.Module):
         nb, nk = self.num_betas, 3 * self.max_joints
         solved = {}
         for direction in set(schedule):
+            if self.chain_layer == "mlp":  # masked MLP weights; no solve for a nonlinear f_i
+                solved[direction] = self.mlp(direction).masked()
+                continue
             weight, bias = self.solved_layers(direction)
             solved[direction] = (weight.transpose(1, 2), bias[:, None])
         return dict(phi_part=torch.matmul(phi, self.emb_phi.transpose(1, 2))
@@ -172,7 +200,8 @@ class ChainGroup(nn.Module):
 
     def run_fast(self, prep: dict, theta: torch.Tensor, beta: torch.Tensor,
                  cond: torch.Tensor | None, schedule: list[str]) -> torch.Tensor:
-        """Same result as :meth:`run_reference`, a few batched products per pass."""
+        """Same result as :meth:`run_reference`, a few batched products per pass (linear); with
+        ``chain_layer=mlp`` each pass is :meth:`JointMLPs.run_pass`."""
         B, C, K, _ = theta.shape
         th = theta.flatten(2).transpose(0, 1)  # (C, B, 3K)
         pre = prep["phi_part"] + torch.matmul(beta, prep["w_beta"])  # fixed during the passes
@@ -180,8 +209,11 @@ class ChainGroup(nn.Module):
             pre = pre + torch.matmul(cond, prep["w_cond"])
         psi = torch.baddbmm(pre, th, prep["w_theta"]).relu()
         for p, direction in enumerate(schedule):
-            weight, bias = prep["solved"][direction]
-            th = th + torch.baddbmm(bias, psi, weight)
+            if self.chain_layer == "mlp":
+                th = th + self.mlp(direction).run_pass(psi, weights=prep["solved"][direction])
+            else:
+                weight, bias = prep["solved"][direction]
+                th = th + torch.baddbmm(bias, psi, weight)
             if p + 1 < len(schedule):
                 psi = torch.baddbmm(pre, th, prep["w_theta"]).relu()
         return th.transpose(0, 1).reshape(B, C, K, 3)

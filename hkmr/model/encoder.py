@@ -2,7 +2,9 @@
 
 ``resnet50``: torchvision's ResNet50 without its classifier, 2048-d pooled features; ImageNet
 weights optional (``model.pretrained``). ``small_cnn``: a 5-stage CNN (~1.6M parameters,
-512-d features) for the CPU presets.
+512-d features) for the CPU presets. ``keypoints`` (the keypoint regime,
+:mod:`hkmr.data.keypoint_dataset`): a 2-layer MLP on the 24 keypoints and visibility flags
+(24 x 3 inputs), 512-d features, the same for every regressor and trained with it.
 """
 
 from __future__ import annotations
@@ -31,6 +33,19 @@ class SmallCNN(nn.Module):
         return self.features(img).mean(dim=(2, 3))
 
 
+class KeypointEncoder(nn.Module):
+    """Φ = ReLU(W2 ReLU(W1 k + b1) + b2) of the flattened keypoint input k (B, 24, 3)."""
+
+    def __init__(self, joints: int = 24, width: int = 512):
+        super().__init__()
+        self.net = nn.Sequential(nn.Flatten(), nn.Linear(3 * joints, width), nn.ReLU(),
+                                 nn.Linear(width, width), nn.ReLU())
+        self.out_dim = width
+
+    def forward(self, keypoints: torch.Tensor) -> torch.Tensor:
+        return self.net(keypoints)
+
+
 class EncoderWeightsError(RuntimeError):
     """Pretrained weights were asked for but cannot be loaded."""
 
@@ -43,6 +58,11 @@ def build_encoder(name: str, pretrained: bool = False) -> tuple[nn.Module, int]:
                                       "small_cnn has no pretrained weights")
         net = SmallCNN()
         return net, net.out_dim
+    if name == "keypoints":
+        if pretrained:
+            raise EncoderWeightsError("model.pretrained=true needs model.encoder=resnet50")
+        net = KeypointEncoder()
+        return net, net.out_dim
     if name == "resnet50":
         weights = torchvision.models.ResNet50_Weights.IMAGENET1K_V1 if pretrained else None
         try:
@@ -54,4 +74,4 @@ def build_encoder(name: str, pretrained: bool = False) -> tuple[nn.Module, int]:
                 f"{torch.hub.get_dir()}) or set model.pretrained=false.") from err
         net.fc = nn.Identity()
         return net, 2048
-    raise ValueError(f"model.encoder={name!r}: choose resnet50 or small_cnn")
+    raise ValueError(f"model.encoder={name!r}: choose resnet50, small_cnn or keypoints")

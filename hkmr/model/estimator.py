@@ -46,6 +46,8 @@ class MeshEstimator(nn.Module):
 
     def forward(self, img: torch.Tensor | None = None, features: torch.Tensor | None = None
                 ) -> list[RegressorOutput]:
+        """``img``: the encoder's input (images, or keypoints (B, 24, 3) under
+        ``encoder=keypoints``); ``features``: Φ itself."""
         if (img is None) == (features is None):
             raise ValueError("MeshEstimator: pass either img or features")
         return self.regressor(self.encoder(img) if features is None else features)
@@ -64,6 +66,11 @@ class MeshEstimator(nn.Module):
         if self.encoder_frozen:
             self.encoder.eval()
         return self
+
+
+def encoder_input(batch: dict) -> torch.Tensor:
+    """The encoder's input in a batch: the image, or the keypoint regime's keypoints."""
+    return batch["keypoint_input"] if "keypoint_input" in batch else batch["img"]
 
 
 def pose_body(body: BodyModel, out: RegressorOutput) -> BodyOutput:

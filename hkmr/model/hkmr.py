@@ -10,7 +10,9 @@ Starting from the mean pose, shape and camera (Θ^0, β^0, cam^0), each **outer 
 
 Every outer iteration's (Θ^t, β^t, cam^t) is returned, since the loss sums over t (Eq. 3).
 Inner passes alternate forward and backward (``forward_backward``; P counts both) or are all
-forward (``forward_only``).
+forward (``forward_only``). The per-joint layers f_i, b_i are one FC layer (``chain_layer=linear``,
+the paper) or 2-layer MLPs (``mlp``, :mod:`hkmr.model.chain_mlp`, which always runs joint by
+joint and ignores ``chain_impl``).
 """
 
 from __future__ import annotations
@@ -43,16 +45,19 @@ class HeadNet(nn.Module):
 class HKMRRegressor(nn.Module):
     def __init__(self, feat_dim: int, cfg: ModelConfig, mean: MeanParams, num_betas: int = 10):
         super().__init__()
-        self.outer_iters, self.impl = cfg.outer_iters, cfg.chain_impl
+        self.outer_iters = cfg.outer_iters
+        # the MLP pass has one implementation, run by run_fast (chain_impl is for linear f_i)
+        self.impl = "fast" if cfg.chain_layer == "mlp" else cfg.chain_impl
         self.chain_hierarchy = cfg.chain_hierarchy
         cycle = [FORWARD, BACKWARD] if cfg.passes == "forward_backward" else [FORWARD]
         self.schedule = [cycle[p % len(cycle)] for p in range(cfg.inner_iters)]
         lengths = [len(CHAINS[c]) for c in CHAIN_NAMES]
+        layer = dict(chain_layer=cfg.chain_layer, chain_hidden=cfg.chain_hidden)
         self.root = ChainGroup(lengths[:1], feat_dim, cfg.embed_dim, 0, cfg.joint_dependency,
-                               num_betas)
+                               num_betas, **layer)
         self.child_chains = ChainGroup(lengths[1:], feat_dim, cfg.embed_dim,
                                        3 * lengths[0] if cfg.chain_hierarchy else 0,
-                                       cfg.joint_dependency, num_betas)
+                                       cfg.joint_dependency, num_betas, **layer)
         self.shape_net = HeadNet(feat_dim, 72 + num_betas, cfg.head_hidden, num_betas)
         self.camera_net = HeadNet(feat_dim, 72 + num_betas, cfg.head_hidden, 3)
         # Θ in chain order; child chains padded to (5, K) via a gather index (24 = a zero row)

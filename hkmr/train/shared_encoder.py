@@ -30,12 +30,16 @@ _NOT_IN_KEY = {("data", "workers"), ("data", "features"), ("train", "threads"),
                ("model", "cmr_channels"), ("model", "cmr_downsample"), ("loss", "w_vertices"),
                # SMPLify's settings: the encoder run never runs the loop
                ("train", "in_the_loop"), ("train", "smplify_iters"), ("train", "smplify_lr"),
-               ("train", "smplify_prior"), ("train", "fit_threshold")}
+               ("train", "smplify_prior"), ("train", "fit_threshold"),
+               # the keypoint regime's inputs: an image encoder never sees them
+               ("data", "keypoint_noise"), ("data", "keypoint_dropout")}
 #: keys in the digest only when set away from their default, so caches made before the key
 #: existed stay valid
 _KEYED_IF_SET = {("data", "smpl_fraction"): 1.0, ("data", "mean_params"): None,
                  ("data", "datasets"): None, ("loss", "w_gt_2d"): 1.0,
-                 ("loss", "w_openpose"): 0.0}
+                 ("loss", "w_openpose"): 0.0, ("model", "chain_layer"): "linear",
+                 ("model", "chain_hidden"): 64, ("train", "lr_schedule"): "constant",
+                 ("train", "warmup_steps"): 0}
 
 
 def encoder_run_config(cfg: Config) -> Config:

@@ -17,6 +17,14 @@ drawn from the seeded torch RNG; checkpoints hold the RNG states. So two runs wi
 the same metrics, and a run resumed from the checkpoint of epoch e ends exactly where the
 uninterrupted run ends.
 
+Learning rate (``train.lr_schedule``): ``constant`` (default) keeps ``train.lr``; ``cosine``
+anneals it to 0 over the run's total steps (``train.epochs`` x steps per epoch) after an
+optional linear warm-up of ``train.warmup_steps``, stepped after every optimisation step, so
+the last batches' noise does not set the spread between seeds. The scheduler's state is in the
+checkpoint; a resumed run follows the same schedule (a resume with more ``train.epochs``
+re-plans the cosine over the new total from the current step). Every epoch's metrics hold
+``train_lr``, the mean learning rate of its steps.
+
 Frozen-features regime (``model.freeze_encoder``, :mod:`hkmr.features`): the source's encoder
 weights are loaded into the model and frozen, and the regressor trains alone on the cached
 features (in memory, so no loader workers). Every epoch's metrics name the ``regime`` and,
@@ -52,7 +60,7 @@ from ..device import pick_device
 from ..digest import state_digest
 from ..eval.suites import evaluate_joints
 from ..features.cache import StaleCacheError
-from ..model.estimator import pose_body
+from ..model.estimator import encoder_input, pose_body
 from .losses import total_loss
 from .loop import InTheLoop, hide_ground_truth, kept_ground_truth, sample_keys
 from .prior_term import PriorTerm
@@ -132,8 +140,27 @@ class Trainer:
             persistent_workers=False))
         self.epoch, self.step, self.images_seen = 0, 0, 0
         self.history: list[dict] = []
+        self.scheduler = self._lr_scheduler()
         if (self.out_dir / CHECKPOINT).exists():
             self.load(self.out_dir / CHECKPOINT)
+
+    def steps_per_epoch(self) -> int:
+        return min(len(self.train_loader), self.cfg.train.steps_per_epoch or math.inf)
+
+    def _lr_scheduler(self) -> torch.optim.lr_scheduler.LRScheduler | None:
+        """None for ``constant`` (the optimiser is untouched); else a closed-form factor of
+        ``train.lr`` per step: linear warm-up, then cosine from 1 to 0 at the last step."""
+        train = self.cfg.train
+        if train.lr_schedule == "constant":
+            return None
+        total, warmup = train.epochs * self.steps_per_epoch(), train.warmup_steps
+
+        def factor(step: int) -> float:
+            if step < warmup:
+                return (step + 1) / warmup
+            done = min(1.0, (step - warmup) / max(1, total - warmup))
+            return 0.5 * (1 + math.cos(math.pi * done))
+        return torch.optim.lr_scheduler.LambdaLR(self.optimizer, factor)
 
     # -- one optimisation step ------------------------------------------------------------------
     def joints_of(self, out):
@@ -148,7 +175,7 @@ class Trainer:
         batch = hide_ground_truth(batch, self.gt_kept, keys)
         with torch.autocast(self.device.type, enabled=self.amp):
             outputs = (self.model(features=batch["features"]) if "features" in batch
-                       else self.model(batch["img"]))
+                       else self.model(encoder_input(batch)))
         if self.amp:  # the body model and losses run in float32
             outputs = [o.float() for o in outputs]
         fit_stats = {}
@@ -167,10 +194,13 @@ class Trainer:
         self.scaler.scale(loss).backward()
         self.scaler.step(self.optimizer)
         self.scaler.update()
+        logged = {"lr": self.optimizer.param_groups[0]["lr"]}  # the lr of this step
+        if self.scheduler is not None:
+            self.scheduler.step()
         prior_loss = self.prior.step(outputs[-1])
         self.step += 1
         self.images_seen += batch["index"].shape[0] * self.hooks.world_size
-        logged = {f"loss_{k}": v.item() for k, v in terms.items()}
+        logged.update({f"loss_{k}": v.item() for k, v in terms.items()})
         logged["loss"] = loss.item()
         logged.update(fit_stats)
         if prior_loss is not None:
@@ -224,6 +254,7 @@ class Trainer:
     def state(self) -> dict:
         return {"model": self.module.state_dict(), "optimizer": self.optimizer.state_dict(),
                 "scaler": self.scaler.state_dict(), "prior": self.prior.state_dict(),
+                "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
                 "epoch": self.epoch, "step": self.step, "images_seen": self.images_seen,
                 "history": self.history, "config": to_dict(self.cfg),
                 "rng": {"torch": torch.get_rng_state(), "numpy": np.random.get_state(),
@@ -251,6 +282,14 @@ class Trainer:
                                   f"{self.source.encoder_hash} of the feature cache")
         self.optimizer.load_state_dict(blob["optimizer"])
         self.scaler.load_state_dict(blob["scaler"])
+        if self.scheduler is not None:
+            if blob.get("scheduler") is not None:
+                self.scheduler.load_state_dict(blob["scheduler"])
+            else:  # a checkpoint of a constant-lr run: the schedule continues from its step
+                self.scheduler.last_epoch = blob["step"]
+            factor = self.scheduler.lr_lambdas[0](self.scheduler.last_epoch)  # this config's
+            for group, base in zip(self.optimizer.param_groups, self.scheduler.base_lrs):
+                group["lr"] = base * factor
         self.prior.load_state_dict(blob["prior"])
         self.epoch, self.step = blob["epoch"], blob["step"]
         self.images_seen, self.history = blob["images_seen"], blob["history"]
