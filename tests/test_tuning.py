@@ -175,11 +175,19 @@ def test_bad_experiments_and_overrides_are_rejected_before_ray_starts(tmp_path):
 def test_shipped_experiments_resolve_for_every_preset():
     from tuning.space import load_experiment
 
+    base = {"smoke", "cpu", "paper", "smoke_frozen", "cpu_frozen", "paper_frozen"}
     for name in ("table1", "table2", "table3", "table4", "loss_weights", "choose_iterations"):
         exp = load_experiment(name)
-        assert set(exp.presets) == {"smoke", "cpu", "paper", "smoke_frozen", "cpu_frozen",
-                                    "paper_frozen"}
+        keypoints = set() if name == "table4" else {"smoke_keypoints", "cpu_keypoints"}
+        extra = {"cpu_keypoints_mlp"} if name == "table2" else set()
+        assert set(exp.presets) == base | keypoints | extra, name
         assert exp.presets["cpu"].seeds >= 3 or exp.is_search
+        if keypoints and not exp.is_search:  # the powered tables of issue 14
+            assert exp.presets["cpu_keypoints"].seeds >= 6
+            assert exp.resolve("cpu_keypoints", None if exp.is_search else
+                               next(iter(exp.configurations))).model.encoder == "keypoints"
+    mlp = load_experiment("table2").resolve("cpu_keypoints_mlp", "Full model")
+    assert mlp.model.chain_layer == "mlp" and mlp.train.lr_schedule == "cosine"
     table3 = load_experiment("table3")
     cfg = table3.resolve("paper", "T3 P4")
     assert (cfg.model.outer_iters, cfg.model.inner_iters, cfg.model.encoder) == (3, 4, "resnet50")
