@@ -59,8 +59,8 @@ def save_images(grid, trials: pa.Table, out_dir: Path) -> Path | None:
     table = collect_images(grid, labels)
     if table is None:
         return None
-    with atomic_path(Path(out_dir) / IMAGES_FILE) as tmp:
-        pq.write_table(table, tmp)
+    with atomic_path(Path(out_dir) / IMAGES_FILE) as tmp:  # zstd: ~0.7x snappy's size, so
+        pq.write_table(table, tmp, compression="zstd")  # a 6-seed table stays under 2 MB
     return Path(out_dir) / IMAGES_FILE
 
 
