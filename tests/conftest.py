@@ -4,6 +4,17 @@ from __future__ import annotations
 
 import pytest
 
+#: the test modules that start Ray (a local instance, a multi-node cluster or a sweep): they
+#: run one after another in one xdist worker, the rest of the suite in the other
+RAY_MODULES = {"test_tuning", "test_sweep_tools", "test_cluster", "test_storage",
+               "test_gpu_check", "test_decisions"}
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if item.module.__name__.rsplit(".", 1)[-1] in RAY_MODULES:
+            item.add_marker(pytest.mark.xdist_group("ray"))
+
 
 @pytest.fixture(scope="session", autouse=True)
 def _hkmr_cache(tmp_path_factory):
