@@ -73,12 +73,14 @@ def _result(thread, box, timeout: float = 300):
 
 def _placement_groups() -> dict[str, int]:
     """State -> number of the cluster's placement groups (PENDING: waiting for resources,
-    the demand the autoscaler scales for; CREATED: placed)."""
-    from ray.util.state import list_placement_groups
+    the demand the autoscaler scales for; CREATED: placed). Read from the GCS through this
+    driver's connection (``placement_group_table``), not the dashboard's state API: under load
+    the head's dashboard may not have registered when the test asks."""
+    from ray.util import placement_group_table
 
     counts: dict[str, int] = {}
-    for group in list_placement_groups(limit=1000):
-        counts[group.state] = counts.get(group.state, 0) + 1
+    for group in placement_group_table().values():
+        counts[group["state"]] = counts.get(group["state"], 0) + 1
     return counts
 
 

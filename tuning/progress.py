@@ -6,7 +6,11 @@ best trial" line mean that endpoint, for grid sweeps too. Ray's new console outp
 columns from the first keys a trial reports and ignores a ``progress_reporter``; the sweep
 therefore selects Ray's ``CLIReporter`` (``RAY_AIR_NEW_OUTPUT=0``) with fixed columns: the
 configuration, its own keys and the seed (the Tune parameters), then epoch, validation MPJPE
-and PA-MPJPE and training images/s.
+and PA-MPJPE and training images/s. The table is asked for explicitly
+(``print_intermediate_tables=True``): left unset, CLIReporter decides from Tune's global
+verbosity at construction, which the previous ``Tuner.fit`` of the process has lowered, so the
+second sweep of a process (a ``--target-mde`` batch, choose-iterations' confirmation, a test)
+printed the status without its trial rows.
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ def live_reporter(parameters: list[str]):
     # engine reads this when Tuner.fit starts
     os.environ["RAY_AIR_NEW_OUTPUT"] = "0"
     return tune.CLIReporter(metric_columns=dict(METRIC_COLUMNS), parameter_columns=parameters,
-                            max_report_frequency=10)
+                            max_report_frequency=10, print_intermediate_tables=True)
 
 
 def best_line(grid, exp) -> str:
