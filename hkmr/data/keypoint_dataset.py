@@ -31,11 +31,11 @@ from ..body.joints import LSP14
 from ..config import Config
 from .datasets import OccludableDataset, parse_occlusion
 from .keypoint_pool import ensure_pool, load_split, pool_settings
+from .shards import SPLIT_CODE
 from .source import DataSource, EpochDataset, TestSets
 from .views import FRONTAL_VIEW, protocol_views
 
 _NOISE_STREAM = 7_000_003  # the val/test noise generator: (data seed, stream, split)
-_SPLIT_CODE = {"train": 0, "val": 1, "test": 2}
 
 
 class KeypointDataset(OccludableDataset, EpochDataset):
@@ -62,7 +62,7 @@ class KeypointDataset(OccludableDataset, EpochDataset):
             self.set_epoch(0)
         else:
             gen = torch.Generator().manual_seed(int(data_seed) * 1000 + _NOISE_STREAM
-                                                + _SPLIT_CODE[split])
+                                                + SPLIT_CODE[split])
             self._noise = torch.randn(n, 24, 2, generator=gen) * self.noise_std
             self._drop = torch.zeros(n, 24, dtype=torch.bool)
 

@@ -33,7 +33,7 @@ from ..digest import file_digest, json_digest
 from ..io import atomic_path, cache_dir, folder_lock
 from .occlusion import DEGREES, KINDS, covers, occluder_of, pixels
 from .sampler import sample_pose
-from .shards import _SPLIT_CODE, _STREAM_POSE, SPLITS, DatasetSpec, subject_betas
+from .shards import SPLIT_CODE, STREAM_POSE, SPLITS, DatasetSpec, subject_betas
 from .synthetic import synthetic_spec
 from .views import CAMERAS, NUM_VIEWS, view_geometry
 
@@ -68,12 +68,12 @@ def split_rows(spec: DatasetSpec, split: str, body) -> dict[str, np.ndarray]:
     rendered dataset orders its rows."""
     import torch
 
-    code, n = _SPLIT_CODE[split], spec.counts.get(split, 0)
+    code, n = SPLIT_CODE[split], spec.counts.get(split, 0)
     betas_all = subject_betas(spec, split).astype(np.float32)
     parts: dict[str, list] = {k: [] for k in FIELDS}
     for start in range(0, n, _CHUNK):
         ids = np.arange(start, min(start + _CHUNK, n))
-        poses = np.stack([sample_pose(np.random.default_rng([spec.seed, code, _STREAM_POSE,
+        poses = np.stack([sample_pose(np.random.default_rng([spec.seed, code, STREAM_POSE,
                                                              int(i)]), spec.sampler)[0]
                           for i in ids])
         subjects = ids % spec.subjects[split]

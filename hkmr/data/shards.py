@@ -37,8 +37,10 @@ from .views import CAMERAS, NUM_VIEWS
 FORMAT = "hkmr-synth"
 FORMAT_VERSION = 1
 SPLITS: tuple[str, ...] = ("train", "val", "test")
-_SPLIT_CODE = {"train": 0, "val": 1, "test": 2}
-_STREAM_POSE, _STREAM_SUBJECT, _STREAM_CLOTHES, _STREAM_VIEW = 0, 1, 2, 3
+# the random streams of a split: (data seed, split code, stream, index); shared with the keypoint
+# pool (hkmr/data/keypoint_pool.py), which draws the same poses, subjects and views
+SPLIT_CODE = {"train": 0, "val": 1, "test": 2}
+STREAM_POSE, STREAM_SUBJECT, STREAM_CLOTHES, STREAM_VIEW = 0, 1, 2, 3
 
 SCHEMA = pa.schema([
     ("image_id", pa.int64()), ("sample", pa.int64()), ("subject", pa.int32()),
@@ -101,8 +103,8 @@ def shard_path(root: Path, split: str, shard: int) -> Path:
 
 def subject_betas(spec: DatasetSpec, split: str) -> np.ndarray:
     """(subjects, 10) betas of a split's subjects."""
-    code = _SPLIT_CODE[split]
-    return np.stack([sample_betas(np.random.default_rng([spec.seed, code, _STREAM_SUBJECT, s]),
+    code = SPLIT_CODE[split]
+    return np.stack([sample_betas(np.random.default_rng([spec.seed, code, STREAM_SUBJECT, s]),
                                   spec.sampler) for s in range(spec.subjects[split])])
 
 
@@ -123,12 +125,12 @@ class _Renderer:
         from .render import render_view, sample_appearance, sample_clothing, vertex_normals
         from .views import place_views
 
-        code = _SPLIT_CODE[split]
+        code = SPLIT_CODE[split]
         start = shard * spec.shard_size
         ids = range(start, min(start + spec.shard_size, spec.counts[split]))
         betas_all = subject_betas(spec, split)
         subjects = [i % spec.subjects[split] for i in ids]
-        poses, styles = zip(*(sample_pose(np.random.default_rng([spec.seed, code, _STREAM_POSE, i]),
+        poses, styles = zip(*(sample_pose(np.random.default_rng([spec.seed, code, STREAM_POSE, i]),
                                           spec.sampler) for i in ids))
         pose_t = torch.as_tensor(np.stack(poses), dtype=torch.float32)
         betas = betas_all[subjects].astype(np.float32)
@@ -140,9 +142,9 @@ class _Renderer:
             joints = out.joints[k].numpy().astype(np.float64)
             views = place_views(verts, joints, poses[k][0])
             normals = vertex_normals(verts, self.faces)  # world frame; rotated per view
-            clothes = sample_clothing(np.random.default_rng([spec.seed, code, _STREAM_CLOTHES, i]))
+            clothes = sample_clothing(np.random.default_rng([spec.seed, code, STREAM_CLOTHES, i]))
             for geo in views:
-                rng = np.random.default_rng([spec.seed, code, _STREAM_VIEW, i, geo.view])
+                rng = np.random.default_rng([spec.seed, code, STREAM_VIEW, i, geo.view])
                 look = sample_appearance(rng, spec.size, clothes)
                 r = render_view(geo.vertices, geo.joints, geo.focal, self.faces, self.parts,
                                 spec.size, look, normals @ geo.rotation.T)
