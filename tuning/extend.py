@@ -176,14 +176,16 @@ def load_kept(folder: str | Path, plan) -> Kept:
                                                 info))
 
 
-def check_reproduction(kept: Kept, exp: Experiment, rerun: dict, command: str = "") -> dict:
-    """The reproduction record of the re-trained reference seed 0 (``rerun``: its trial row);
-    raises :class:`ExtensionRefused` when a metric moved by more than the tolerance."""
+def check_reproduction(kept: Kept, exp: Experiment, rerun: dict,
+                       revision: str | None = None) -> dict:
+    """The reproduction record of the re-trained reference seed 0 (``rerun``: its trial row;
+    ``revision``: the git revision its Tune run recorded, default this checkout's); raises
+    :class:`ExtensionRefused` when a metric moved by more than the tolerance."""
     old = kept.row(exp.reference, 0)
     keys = list(dict.fromkeys([exp.primary, "val_mpjpe"]))
     was = {k: old.get(k) for k in keys}
     now = {k: rerun.get(k) for k in keys}
-    revision = git_revision()
+    revision = revision or git_revision()
     moved = [k for k in keys if not (isinstance(was[k], float) and isinstance(now[k], float)
                                      and math.isfinite(now[k])
                                      and abs(was[k] - now[k]) <= TOLERANCE_MM)]

@@ -55,9 +55,10 @@ def sweep_to_target(experiment: str, preset: str, target: float, max_seeds: int,
 
     def run_batch(start: int, n: int) -> pa.Table:
         if kept is not None and not checked:  # before the first new seed: reproduce seed 0
-            grid, _ = tune_run(f"{base}-reproduce", 0, 1, [exp.reference])
-            checked.append(check_reproduction(kept, exp, trials_table(grid, exp).to_pylist()[0],
-                                              command))
+            grid, plan = tune_run(f"{base}-reproduce", 0, 1, [exp.reference])
+            rerun = trials_table(grid, exp).to_pylist()[0]  # resumed: the revision it ran at
+            checked.append(check_reproduction(kept, exp, rerun,
+                                              _read_sweep_file(plan).get("git_revision")))
         batch = base if start == 0 else f"{base}-seeds{start}-{start + n - 1}"
         grid, plan = tune_run(batch, start, n)
         trials = trials_table(grid, exp)
