@@ -7,7 +7,7 @@ import pytest
 #: the test modules that start Ray (a local instance, a multi-node cluster or a sweep): they
 #: run one after another in one xdist worker, the rest of the suite in the other
 RAY_MODULES = {"test_tuning", "test_sweep_tools", "test_cluster", "test_storage",
-               "test_gpu_check", "test_decisions"}
+               "test_gpu_check", "test_decisions", "test_extend"}
 
 
 def pytest_collection_modifyitems(config, items):

@@ -205,6 +205,11 @@ def test_target_mde_adds_seed_batches_sized_by_the_spread_and_says_what_stopped_
     assert [f for f, _ in calls] == [0, 3] + [f for f, _ in calls][2:]  # no seed twice
     assert "--max-seeds 6 was reached" in record["stopped_by"]
     assert sorted({r["seed"] for r in table.to_pylist()}) == list(range(6))
+    kept = table.filter(pa.compute.less(table.column("seed"), 3))  # --extend: seeds 0..2 kept
+    calls = []
+    table, record = run_to_target(exp, 3, 0.01, 6, trials(calls, 1.0), kept=kept)
+    assert calls[0][0] == 3 and sum(n for _, n in calls) == 3 and record["seeds"] == 6
+    assert table.slice(0, kept.num_rows).equals(kept)
     calls = []
     table, record = run_to_target(exp, 3, 1.5, 20, trials(calls, 1.0))
     assert 3 < record["seeds"] < 20 and record["mde"] <= 1.5

@@ -31,6 +31,7 @@ from hkmr.io import atomic_path
 
 from .space import Experiment
 from .cells import cell, columns
+from .extend import extension_statement
 from .images import save_images
 from .paired import paired_table
 from .plots import plot_degrees, plot_iterations
@@ -187,6 +188,7 @@ def header(exp: Experiment, preset: str, info: dict[str, Any]) -> str:
             f"{info.get('seeds', '?')}; made by `{info.get('command') or 'hkmr sweep'}` at git "
             f"revision `{info.get('git_revision')}` on {info.get('date')}. Cells: mean ± 95 % "
             f"CI over seeds (n seeds); test split of the synthetic benchmark, mm.\n\n"
+            + "".join(extension_statement(record) for record in info.get("extensions", []))
             + (power_statement(info["power"]) if info.get("power") else ""))
 
 

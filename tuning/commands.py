@@ -62,6 +62,13 @@ def register(sub: argparse._SubParsersAction) -> None:
                        "detectable paired difference at 80 %% power is at most MM mm")
     sweep.add_argument("--max-seeds", type=int, default=10, metavar="N",
                        help="with --target-mde: at most N seeds (default 10)")
+    sweep.add_argument("--extend", action="store_true", help="with --target-mde: keep the "
+                       "trials of OUT/EXPERIMENT/PRESET (seeds 0..n-1, e.g. a committed "
+                       "folder whose Ray storage is gone) as the first batch and run only "
+                       "later seeds; refused unless the folder records this experiment, "
+                       "preset, configurations and effective overrides, and unless the "
+                       "reference's seed 0, retrained first, reproduces its primary endpoint "
+                       "and val_mpjpe to 1e-3 mm")
     sweep.set_defaults(func=_sweep)
     report = sub.add_parser("report", help="aggregate a sweep folder into Parquet, "
                             "Markdown tables and plots")
@@ -101,12 +108,16 @@ def _sweep(args: argparse.Namespace) -> None:
                           _overrides(args), args.name, args.max_concurrent)
         print(describe(plan, shared_root(plan.storage, args.address)), end="")
         return
+    if args.extend and args.target_mde is None:
+        raise ValueError("--extend adds seeds to a results folder by power: give --target-mde "
+                         "MM (and --max-seeds N)")
     if args.target_mde is not None:
         from .powered import sweep_to_target
 
         out = sweep_to_target(args.experiment, args.preset, args.target_mde, args.max_seeds,
                               args.seeds, args.address, args.storage, args.max_concurrent,
-                              _overrides(args), args.name, args.out, command=_command())
+                              _overrides(args), args.name, args.out, command=_command(),
+                              extend=args.extend)
     else:
         from .progress import best_line
 

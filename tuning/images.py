@@ -4,7 +4,8 @@ Every trial writes the per-image errors behind its final metrics
 (:func:`hkmr.eval.suites.evaluate_suites_per_image`: image id, protocol, occlusion kind and
 degree, MPJPE, PA-MPJPE) as ``per_image.parquet`` into its final checkpoint; aggregation
 collects them, with each trial's id, configuration and seed, into ``images.parquet`` beside
-``trials.parquet`` (long format, one row per trial x image x pass).
+``trials.parquet`` (long format, one row per trial x image x pass; split by seed into more
+files when it would exceed 1.8 MB, :mod:`tuning.image_files`).
 
 A seed-level interval treats a trial's mean as one number; the bootstrap here resamples both
 sources of variation of a paired difference ``configuration - reference``: the seeds (with
@@ -25,7 +26,9 @@ import pyarrow.parquet as pq
 from hkmr.eval.results import markdown_table
 from hkmr.io import atomic_path
 
-TRIAL_FILE, IMAGES_FILE = "per_image.parquet", "images.parquet"
+from .image_files import IMAGES_FILE, read_images, write_images
+
+TRIAL_FILE = "per_image.parquet"
 
 
 def write_trial_images(images: dict[str, list], folder: Path) -> None:
@@ -52,16 +55,12 @@ def collect_images(grid, labels: list[tuple[str, str, int]]) -> pa.Table | None:
     return pa.concat_tables(parts) if parts else None
 
 
-def save_images(grid, trials: pa.Table, out_dir: Path) -> Path | None:
-    """``images.parquet`` of a ResultGrid into ``out_dir`` (``trials``: its trials table, in
+def save_images(grid, trials: pa.Table, out_dir: Path) -> list[Path] | None:
+    """The per-image files of a ResultGrid into ``out_dir`` (``trials``: its trials table, in
     grid order); None when no trial wrote per-image errors."""
     labels = [(r["trial_id"], r["configuration"], int(r["seed"])) for r in trials.to_pylist()]
     table = collect_images(grid, labels)
-    if table is None:
-        return None
-    with atomic_path(Path(out_dir) / IMAGES_FILE) as tmp:  # zstd: ~0.7x snappy's size, so
-        pq.write_table(table, tmp, compression="zstd")  # a 6-seed table stays under 2 MB
-    return Path(out_dir) / IMAGES_FILE
+    return None if table is None else write_images(table, out_dir)
 
 
 def _errors(rows: list[dict], configuration: str, metric: str) -> dict[int, dict[int, float]]:
@@ -125,11 +124,12 @@ def bootstrap_section(images: pa.Table, tables: list[dict], resamples: int = 200
 
 
 def write_bootstrap(folder: Path, tables: list[dict], resamples: int) -> Path:
-    path = Path(folder) / IMAGES_FILE
-    if not path.exists():
-        raise FileNotFoundError(f"{path} is missing: this sweep's trials wrote no per-image "
-                                "errors (made before they did, or without the table1 suite)")
+    images = read_images(folder)
+    if images is None:
+        raise FileNotFoundError(f"{Path(folder) / IMAGES_FILE} is missing: this sweep's trials "
+                                "wrote no per-image errors (made before they did, or without "
+                                "the table1 suite)")
     out = Path(folder) / "bootstrap.md"
     with atomic_path(out) as tmp:
-        tmp.write_text(bootstrap_section(pq.read_table(path), tables, resamples))
+        tmp.write_text(bootstrap_section(images, tables, resamples))
     return out

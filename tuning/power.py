@@ -51,11 +51,14 @@ def check_target(exp: Experiment, target: float, max_seeds: int, seeds: int) -> 
 
 
 def run_to_target(exp: Experiment, seeds: int, target: float, max_seeds: int,
-                  run_batch: Callable[[int, int], pa.Table]) -> tuple[pa.Table, dict]:
+                  run_batch: Callable[[int, int], pa.Table],
+                  kept: pa.Table | None = None) -> tuple[pa.Table, dict]:
     """Run ``run_batch(first_seed, n_seeds) -> trials table`` until the primary endpoint's
-    MDE is at most ``target`` or ``max_seeds`` ran; returns (all trials, the power record)."""
+    MDE is at most ``target`` or ``max_seeds`` ran; returns (all trials, the power record).
+    ``kept``: the trials of seeds ``0 .. seeds - 1`` from an earlier sweep (``--extend``),
+    which then stand for the first batch: only the seeds after them run."""
     check_target(exp, target, max_seeds, seeds)
-    tables, done = [run_batch(0, seeds)], seeds
+    tables, done = [kept if kept is not None else run_batch(0, seeds)], seeds
     while True:
         rows = pa.concat_tables(tables, promote_options="default").to_pylist()
         value, sd, n = primary_mde(exp, rows)

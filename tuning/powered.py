@@ -1,18 +1,20 @@
 """``hkmr sweep --target-mde``'s driver: :func:`tuning.power.run_to_target` with each batch of
 seeds a Ray Tune run (:func:`tuning.sweep.run_sweep`) and the batches aggregated as one
-results folder (trials, per-image errors, tables stating what stopped the sweep)."""
+results folder (trials, per-image errors, tables stating what stopped the sweep). With
+``--extend`` the results folder's trials are the first batch (:mod:`tuning.extend`)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 
-from hkmr.io import atomic_path
+from hkmr.config import ConfigError
 
 from .aggregate import trials_table, write_results
-from .images import IMAGES_FILE, collect_images
+from .extend import check_reproduction, extension_record, load_kept
+from .image_files import as_float32, read_images, write_images
+from .images import collect_images
 from .power import check_target, run_to_target
 from .space import load_experiment
 from .sweep import _read_sweep_file, plan_sweep, run_sweep
@@ -22,24 +24,43 @@ def sweep_to_target(experiment: str, preset: str, target: float, max_seeds: int,
                     seeds: int | None = None, address: str | None = None,
                     storage: str | None = None, max_concurrent: int | None = None,
                     overrides: list[str] = (), name: str | None = None,
-                    results_dir: str = "results", command: str = ""):
+                    results_dir: str = "results", command: str = "", extend: bool = False):
     """:func:`run_to_target` on Ray Tune: batch k is the Tune run ``NAME`` (k = 0) or
-    ``NAME-seedsA-B``, resumed when it exists; the results go to RESULTS/EXPERIMENT/PRESET."""
+    ``NAME-seedsA-B``, resumed when it exists; the results go to RESULTS/EXPERIMENT/PRESET.
+    ``extend``: keep that folder's trials (seeds 0..n-1) as the first batch, after checking
+    it is this sweep, and run only later seeds, after ``NAME-reproduce`` retrained the
+    reference's seed 0 to the kept numbers."""
     from ray import tune
 
     exp = load_experiment(experiment)
-    first = seeds if seeds is not None else exp.preset(preset).seeds
+    folder = Path(results_dir) / exp.name / preset
+    kept = None
+    if extend:
+        if seeds is not None:
+            raise ConfigError("--extend keeps the results folder's seeds as the first batch: "
+                              "drop --seeds")
+        kept = load_kept(folder, plan_sweep(experiment, preset, 1, storage, overrides, name))
+    first = kept.seeds if kept else seeds if seeds is not None else exp.preset(preset).seeds
     check_target(exp, target, max_seeds, first)
     base = name or f"{exp.name}-{preset}"
-    images, infos = [], []
+    images, infos, checked = [], [], []
 
-    def run_batch(start: int, n: int) -> pa.Table:
-        batch = base if start == 0 else f"{base}-seeds{start}-{start + n - 1}"
+    def tune_run(batch: str, start: int, n: int, configurations=None):
         plan = plan_sweep(experiment, preset, n, storage, overrides, batch)
         resume = tune.Tuner.can_restore(str(Path(str(plan.storage)) / batch))
         grid, _ = run_sweep(experiment, preset, n, address, storage, max_concurrent, resume,
                             overrides, batch, results_dir=None, command=command,
-                            first_seed=start)
+                            first_seed=start, configurations=configurations)
+        return grid, plan
+
+    def run_batch(start: int, n: int) -> pa.Table:
+        if kept is not None and not checked:  # before the first new seed: reproduce seed 0
+            grid, plan = tune_run(f"{base}-reproduce", 0, 1, [exp.reference])
+            rerun = trials_table(grid, exp).to_pylist()[0]  # resumed: the revision it ran at
+            checked.append(check_reproduction(kept, exp, rerun,
+                                              _read_sweep_file(plan).get("git_revision")))
+        batch = base if start == 0 else f"{base}-seeds{start}-{start + n - 1}"
+        grid, plan = tune_run(batch, start, n)
         trials = trials_table(grid, exp)
         labels = [(r["trial_id"], r["configuration"], int(r["seed"]))
                   for r in trials.to_pylist()]
@@ -49,10 +70,18 @@ def sweep_to_target(experiment: str, preset: str, target: float, max_seeds: int,
         infos.append(_read_sweep_file(plan))
         return trials
 
-    table, record = run_to_target(exp, first, target, max_seeds, run_batch)
-    info = {**(infos[0] if infos else {}), "seeds": record["seeds"], "power": record}
-    out = write_results(table, exp, preset, Path(results_dir) / exp.name / preset, info)
+    table, record = run_to_target(exp, first, target, max_seeds, run_batch,
+                                  kept.trials if kept else None)
+    if kept is None:
+        info = {**(infos[0] if infos else {}), "seeds": record["seeds"], "power": record}
+    else:
+        old = read_images(folder)
+        images = ([old] if old is not None else []) + images
+        extension = extension_record(kept, record["seeds"], checked[0] if checked else None,
+                                     command)
+        info = {**kept.info, "experiment_yaml": exp.path.read_text(), "seeds": record["seeds"],
+                "power": record, "extensions": [*kept.info.get("extensions", []), extension]}
+    out = write_results(table, exp, preset, folder, info)
     if images:
-        with atomic_path(out / IMAGES_FILE) as tmp:
-            pq.write_table(pa.concat_tables(images), tmp)
+        write_images(pa.concat_tables([as_float32(t) for t in images]), out)
     return out

@@ -44,7 +44,8 @@ def recorded_experiment(info: dict, folder: Path) -> Experiment:
     return load_experiment(name)
 
 
-def _recorded(folder: Path):
+def read_recorded(folder: Path):
+    """A results folder's trials table and the sweep info its schema metadata records."""
     table = pq.read_table(folder / "trials.parquet")
     meta = (table.schema.metadata or {}).get(b"hkmr_sweep")
     if meta is None:
@@ -55,13 +56,13 @@ def _recorded(folder: Path):
 
 def results_experiment(folder: str | Path) -> Experiment:
     """The experiment a results folder (with a ``trials.parquet``) was made with."""
-    return recorded_experiment(_recorded(Path(folder))[1], Path(folder))
+    return recorded_experiment(read_recorded(Path(folder))[1], Path(folder))
 
 
 def rerender_results(folder: str | Path) -> Path:
     """Rewrite ``tables.md`` and the plots of a results folder from its ``trials.parquet``."""
     folder = Path(folder)
-    table, info = _recorded(folder)
+    table, info = read_recorded(folder)
     exp = recorded_experiment(info, folder)
     return write_results(upgrade_trials(table.replace_schema_metadata(None)), exp,
                          info["preset"], folder, info)

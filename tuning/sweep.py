@@ -73,9 +73,10 @@ def _configuration_columns(exp: Experiment, preset: str, overrides: dict) -> dic
 def plan_sweep(experiment: str | Path, preset: str = "smoke", seeds: int | None = None,
                storage: str | Path | None = None, overrides: list[str] = (),
                name: str | None = None, max_concurrent: int | None = None,
-               extra_spec: dict | None = None, first_seed: int = 0) -> SweepPlan:
+               extra_spec: dict | None = None, first_seed: int = 0,
+               configurations: list[str] | None = None) -> SweepPlan:
     """Everything a sweep needs, validated (no Ray involved); a grid sweep trains the seeds
-    ``first_seed, first_seed + 1, ...``."""
+    ``first_seed, first_seed + 1, ...`` of ``configurations`` (default: all)."""
     exp = load_experiment(experiment)
     p = exp.preset(preset)
     cli = parse_overrides(list(overrides))
@@ -100,7 +101,10 @@ def plan_sweep(experiment: str | Path, preset: str = "smoke", seeds: int | None 
         space = {**_search_space(exp), SEED: 0}
         samples = search_budget(exp, p.samples or 8)
     else:
-        space = {CONFIGURATION: tune.grid_search(list(exp.configurations)),
+        unknown = set(configurations or ()) - set(exp.configurations)
+        if unknown:
+            raise ConfigError(f"experiment {exp.name} has no configurations {sorted(unknown)}")
+        space = {CONFIGURATION: tune.grid_search(list(configurations or exp.configurations)),
                  SEED: tune.grid_search(list(range(first_seed, first_seed + n_seeds))),
                  **_configuration_columns(exp, preset, cli)}
         samples = 1
@@ -135,13 +139,19 @@ def shared_root(storage: Path | str, address: str | None) -> Path | None:
     return None
 
 
-def _write_sweep_file(plan: SweepPlan, seeds: int, command: str) -> None:
-    """``STORAGE/NAME/hkmr_sweep.json``: what the sweep is (also on a URI storage)."""
-    info = {"experiment": plan.experiment.name, "preset": plan.preset, "seeds": seeds,
+def sweep_info(plan: SweepPlan, seeds: int, command: str) -> dict:
+    """What a sweep is, as its results record it: experiment, preset, seeds, command, git
+    revision, date, trial spec and the experiment's YAML."""
+    return {"experiment": plan.experiment.name, "preset": plan.preset, "seeds": seeds,
             "command": command, "git_revision": git_revision(),
             "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
             "spec": dataclasses.asdict(plan.spec),
             "experiment_yaml": plan.experiment.path.read_text()}
+
+
+def _write_sweep_file(plan: SweepPlan, seeds: int, command: str) -> None:
+    """``STORAGE/NAME/hkmr_sweep.json``: what the sweep is (also on a URI storage)."""
+    info = sweep_info(plan, seeds, command)
     write_text(sweep_path(plan, SWEEP_FILE), json.dumps(info, indent=2) + "\n")
 
 
@@ -219,7 +229,8 @@ def run_sweep(experiment: str | Path, preset: str = "smoke", seeds: int | None =
               results_dir: str | Path | None = "results", cpus: int | None = None,
               extra_spec: dict | None = None, command: str | None = None,
               tracking: str | None = None, optuna_storage: str | None = None,
-              first_seed: int = 0, shared_task: bool | None = None):
+              first_seed: int = 0, shared_task: bool | None = None,
+              configurations: list[str] | None = None):
     """Plan, run (or resume) and aggregate a sweep; returns (ResultGrid, output folder).
     ``tracking``: an MLflow tracking URI to log the sweep to (:mod:`tuning.tracking`);
     ``optuna_storage``: where a search keeps its Optuna study (default: ``optuna.db`` in the
@@ -227,12 +238,12 @@ def run_sweep(experiment: str | Path, preset: str = "smoke", seeds: int | None =
     confirmation on fresh seeds, more seeds for ``--target-mde``); ``shared_task``: build the
     shared artefacts as a Ray task (default: on a cluster, ``address`` given) or in the driver
     (default on an embedded local Ray: the same machine, so a task would only cost a worker
-    start-up). The results folder is also copied to ``STORAGE/NAME/hkmr_results``
-    (:mod:`tuning.storage`)."""
+    start-up); ``configurations``: only these of a grid sweep (default: all). The results
+    folder is also copied to ``STORAGE/NAME/hkmr_results`` (:mod:`tuning.storage`)."""
     from .studies import default_study_url
 
     plan = plan_sweep(experiment, preset, seeds, storage, overrides, name, max_concurrent,
-                      extra_spec, first_seed)
+                      extra_spec, first_seed, configurations)
     _init_ray(address, cpus)
     root = shared_root(plan.storage, address)
     if shared_task if shared_task is not None else bool(address):
