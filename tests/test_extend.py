@@ -41,6 +41,8 @@ def _files(folder: Path) -> dict[str, bytes]:
 
 @pytest.mark.slow
 def test_extend_keeps_the_seeds_reproduces_seed_0_and_refuses_a_mismatch(tmp_path, ray_local):
+    """Also the plain --target-mde path's checks (a seed batch added as its own Tune run, the
+    power statement, a repeat re-runs nothing), so the suite runs one such sweep, not two."""
     from tuning.extend import ExtensionRefused
     from tuning.powered import sweep_to_target
 
@@ -90,6 +92,7 @@ def test_extend_keeps_the_seeds_reproduces_seed_0_and_refuses_a_mismatch(tmp_pat
     assert "Extended by `hkmr sweep X`" in text and "seeds 0–1 kept" in text
     assert "seeds 2–2 added after the reproduction check: B seed 0 retrained" in text
     assert "Seeds sized by `--target-mde 0.001` (max 3): 3 seeds" in text
+    assert "--max-seeds 3 was reached" in text
     assert "Trials: 6 ok" in text and "(n=3)" in text
     images = pq.read_table(out / "images.parquet")
     assert {(r["configuration"], r["seed"]) for r in images.to_pylist()} == {
@@ -102,6 +105,15 @@ def test_extend_keeps_the_seeds_reproduces_seed_0_and_refuses_a_mismatch(tmp_pat
 
     rerender_results(out)
     assert (out / "tables.md").read_text() == text
+    # the same command again: max seeds reached, nothing trained or changed
+    work = {r["trial_id"]: r["trial_work_seconds"] for r in rows}
+    sweep_to_target(str(exp), "smoke", 0.001, 3, storage=str(store), results_dir=str(results),
+                    extend=True, command="hkmr sweep X")
+    assert _tune_trials(store) == [("mini-smoke-reproduce", "B", 0),
+                                   ("mini-smoke-seeds2-2", "A", 2),
+                                   ("mini-smoke-seeds2-2", "B", 2)]
+    assert {r["trial_id"]: r["trial_work_seconds"]
+            for r in pq.read_table(out / "trials.parquet").to_pylist()} == work
 
 
 def test_an_extension_with_other_overrides_or_seeds_is_refused_before_ray_starts(tmp_path):

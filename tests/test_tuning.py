@@ -317,28 +317,3 @@ def test_trials_ask_for_their_resources_and_a_search_is_limited_by_its_samples(t
     assert search_concurrency(plan_sweep(search)) == 4
     assert search_concurrency(plan_sweep(search, max_concurrent=7)) == 7
     assert not ray.is_initialized()
-
-
-@pytest.mark.slow
-def test_target_mde_sweep_adds_a_seed_batch_and_a_repeat_reruns_nothing(tmp_path, ray_local):
-    from tuning.powered import sweep_to_target
-
-    exp = write_experiment(tmp_path, {"A": {"model.regressor": "hmr"},
-                                      "B": {"model.regressor": "hkmr"}})
-    spec = yaml.safe_load(exp.read_text())
-    spec["reference"] = "B"
-    exp.write_text(yaml.safe_dump(spec))
-    args = dict(storage=str(tmp_path / "store"), results_dir=str(tmp_path / "results"))
-    out = sweep_to_target(str(exp), "smoke", 0.001, 3, **args)  # unreachable: up to 3 seeds
-    trials = pq.read_table(out / "trials.parquet").to_pylist()
-    assert sorted((r["configuration"], r["seed"]) for r in trials) == [
-        ("A", 0), ("A", 1), ("A", 2), ("B", 0), ("B", 1), ("B", 2)]
-    text = (out / "tables.md").read_text()
-    assert "Seeds sized by `--target-mde 0.001` (max 3): 3 seeds" in text
-    assert "--max-seeds 3 was reached" in text
-    assert (tmp_path / "store" / "mini-smoke-seeds2-2").is_dir()
-    first = {r["trial_id"]: r["trial_work_seconds"] for r in trials}
-    again = sweep_to_target(str(exp), "smoke", 0.001, 3, **args)  # resumed: nothing re-run
-    rerun = {r["trial_id"]: r["trial_work_seconds"]
-             for r in pq.read_table(again / "trials.parquet").to_pylist()}
-    assert rerun == first
