@@ -31,9 +31,12 @@ GroupNorm reads them as a channels-last (B, C, n, 1) view (:class:`GroupNorm`, n
 parameters and statistics, no transposing copies); Â acts on all samples at once as the
 block-diagonal CSR matrix diag(Â, ..., Â) on the (B n, C) view (:class:`Adjacency`; Â is
 symmetric, so the backward reuses it). A dense Â matmul broadcast over the batch was measured
-~4x slower than the sparse product at n=431 (and grows with n²), COO and index_add products
-slower than CSR. Measured (one thread, loaded 2-core machine, interleaved fwd+bwd steps against
-the Conv1d layout): ~1.6-1.7x faster at batch 128 on 431 vertices with 64 channels.
+~4x slower than the sparse product at n=431 and 12x at n=1723; COO products (of Â on a
+transposed (n, B C) copy, or block-diagonal) and index_select/index_add were slower than CSR. Measured against the Conv1d layout (one thread, loaded 2-core machine, median of
+interleaved fwd+bwd steps): 1.5x faster at batch 128 and 32 on 431 vertices with 64 channels,
+1.5x on 1723 vertices (batch 32), 1.6x at CMR's size (256 channels); a keypoint-regime training
+step (benchmarks/bench_keypoints.py) went from 21.8x to 13.7x HKMR's. What is left is mostly the
+Linear GEMMs, GroupNorm and the elementwise ReLU/add passes, which the layout cannot remove.
 Checkpoints of the Conv1d layout (weights (out, in, 1)) do not load.
 """
 
@@ -87,7 +90,7 @@ class _SymmetricMM(torch.autograd.Function):
 class Adjacency(SparseMatrix):
     """The symmetric normalised adjacency Â applied along the vertices of (B, n, C) features
     as one block-diagonal CSR matrix diag(Â, ..., Â) @ (B n, C): no transposing copies, and
-    CSR products are 2x faster than COO ones here (the matrix is rebuilt when B changes)."""
+    CSR products are 1.3-2.6x faster than COO ones here (rebuilt when B or the device changes)."""
 
     def __init__(self, matrix):
         if (matrix != matrix.T).nnz:
