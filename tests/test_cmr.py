@@ -5,6 +5,7 @@ import math
 
 import pytest
 import torch
+from torch import nn
 from conftest import smoke_run, trainer_for
 from test_features import (CPU, frozen, mean_pose_mpjpe, one_thread, quiet,  # noqa: F401
                            setup)
@@ -176,3 +177,37 @@ def test_weights_are_refused_on_a_graph_built_from_another_mesh():
                               MeanParams.default())
     with pytest.raises(ValueError, match="mesh graph other than this body model's"):
         coarser.load_state_dict(state)
+
+
+def test_vertex_major_group_norm_and_adjacency_compute_the_channel_major_functions():
+    """The (B, n, C) layout's GroupNorm and Â are nn.GroupNorm on (B, C, n) and Â @ x per
+    sample, values and gradients, at any batch size (the block-diagonal Â is rebuilt) and after
+    a deep copy."""
+    import copy
+
+    from hkmr.model.cmr import GroupNorm
+
+    reg = small_regressor()
+    adjacency = reg.trunk[0].body[5].adjacency
+    dense = torch.sparse_coo_tensor(adjacency.indices, adjacency.values,
+                                    adjacency.shape, check_invariants=True).to_dense()
+    n = dense.shape[0]
+    norm = GroupNorm(4, 32)
+    with torch.no_grad():
+        norm.weight.uniform_(0.5, 1.5), norm.bias.uniform_(-0.5, 0.5)
+    reference = nn.GroupNorm(4, 32)
+    reference.load_state_dict(norm.state_dict())
+    for batch, module in ((5, adjacency), (3, adjacency), (5, copy.deepcopy(adjacency))):
+        x = torch.randn(batch, n, 32, requires_grad=True)
+        grad = torch.randn(batch, n, 32)
+        (y,) = torch.autograd.grad(module(x), x, grad)
+        expected = dense @ x
+        (y_ref,) = torch.autograd.grad(expected, x, grad)
+        assert torch.allclose(module(x), expected, atol=1e-5)
+        assert torch.allclose(y, y_ref, atol=1e-5)
+        out = norm(x)
+        ref = reference(x.transpose(1, 2)).transpose(1, 2)
+        assert torch.allclose(out, ref, atol=1e-5)
+        g1 = torch.autograd.grad(out, [x, norm.weight, norm.bias], grad)
+        g2 = torch.autograd.grad(ref, [x, reference.weight, reference.bias], grad)
+        assert all(torch.allclose(a, b, atol=1e-4) for a, b in zip(g1, g2))
