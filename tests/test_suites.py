@@ -12,6 +12,7 @@ import pytest
 from conftest import model_with_data_statistics
 import torch
 from torch import nn
+from torch.utils.data import Subset
 
 from hkmr.body.kinematics import JointKinematics
 from hkmr.body.joints import JOINT_INDEX, LSP14
@@ -19,6 +20,7 @@ from hkmr.config import load_config
 from hkmr.data.datasets import SyntheticDataset
 from hkmr.data.sampler import fit_weak_perspective
 from hkmr.data.source import ImageTestSets, JointCycle
+from hkmr.data.views import FRONTAL_VIEW
 from hkmr.eval.suites import COLUMNS, evaluate_joints, evaluate_suites
 from hkmr.eval.results import format_value, table1_markdown, write_results
 from hkmr.eval.segmentation import PART_GROUPS, TASKS, confusion, relabel, scores
@@ -113,10 +115,17 @@ def test_degree_curves_occlude_each_evaluation_joint_in_turn(setup, body_model):
         assert torch.equal(item["keypoints"], p1[i]["keypoints"])
     m = evaluate_suites(model, body_model, kin, ImageTestSets(root), CPU, suites=("degrees",),
                            degree_limit=5)
-    assert set(m) == {f"degree_{k}_{d}_{e}" for k in ("bar", "circle", "rectangle")
-                      for d in range(1, 6) for e in ("mpjpe", "occluded_mpjpe")}
+    assert set(m) == {f"{p}degree_{k}_{d}_{e}" for k in ("bar", "circle", "rectangle")
+                      for d in range(1, 6) for e in ("mpjpe", "occluded_mpjpe")
+                      for p in ("", "P2_")}
     ref = evaluate_joints(model, kin, JointCycle(p1, "rectangle", 4), CPU, limit=5)
     assert m["degree_rectangle_4_mpjpe"] == pytest.approx(ref["mpjpe"], rel=1e-6)
+    # P2: the frontal images among the same 5 (the per-image errors of the P1 pass)
+    frontal = [i for i in range(5) if p1[i]["view"] == FRONTAL_VIEW]
+    per_image = [evaluate_joints(model, kin, Subset(JointCycle(p1, "rectangle", 4), [i]),
+                                 CPU)["mpjpe"] for i in frontal]
+    assert frontal and m["P2_degree_rectangle_4_mpjpe"] == pytest.approx(np.mean(per_image),
+                                                                          rel=1e-5)
     assert len({round(v, 4) for v in m.values()}) > 1, "degree and kind change the images"
     # the occluded joint's own error, not diluted over 14 joints: differs from the mean
     assert m["degree_rectangle_4_occluded_mpjpe"] != m["degree_rectangle_4_mpjpe"]

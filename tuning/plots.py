@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from hkmr.data.occlusion import DEGREES, KINDS
+from hkmr.data.occlusion import DEGREE_PROTOCOLS, DEGREES, KINDS, degree_key
 from hkmr.eval.figures import errorbar, plot_degree_curves, pyplot, save_png
 
 from .cells import cell, columns
@@ -34,11 +34,15 @@ def plot_iterations(spec: dict, rows: list[dict], out_dir: Path) -> Path:
 
 
 def plot_degrees(exp, rows: list[dict], out_dir: Path) -> Path:
-    """Fig. 6 over the sweep: one curve per configuration that has degree results."""
+    """Fig. 6 over the sweep: one curve per configuration that has degree results, a row of
+    panels for P1 and one for P2 (sweeps from before P2 points existed: P1 only)."""
     curves = {}
-    for name in exp.configurations:
-        by_kind = {kind: [cell(rows, name, f"degree_{kind}_{d}_mpjpe") for d in DEGREES]
-                   for kind in KINDS}
-        if any(c[2] for points in by_kind.values() for c in points):
-            curves[name] = {k: [c[:2] for c in points] for k, points in by_kind.items()}
+    for protocol in DEGREE_PROTOCOLS:
+        curves[protocol] = {}
+        for name in exp.configurations:
+            by_kind = {kind: [cell(rows, name, degree_key(protocol, kind, d)) for d in DEGREES]
+                       for kind in KINDS}
+            if any(c[2] for points in by_kind.values() for c in points):
+                curves[protocol][name] = {k: [c[:2] for c in points]
+                                          for k, points in by_kind.items()}
     return plot_degree_curves(curves, out_dir / "degree_of_occlusion.png")

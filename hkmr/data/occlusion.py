@@ -35,6 +35,18 @@ _KIND_CODE = {k: i for i, k in enumerate(KINDS)}
 REFERENCE_SIZE = 224
 BAR_LENGTH = 160.0  # px at 224
 DEGREES = (1, 2, 3, 4, 5)
+#: the protocols of Fig. 6's curves: P1 (all views) and P2 (the frontal camera's images of
+#: the same passes)
+DEGREE_PROTOCOLS = ("P1", "P2")
+
+
+def degree_key(protocol: str, kind: str, degree: int, metric: str = "mpjpe") -> str:
+    """The metric key of a Fig. 6 point: ``degree_{kind}_{degree}_{metric}`` for P1 (the
+    key every results folder has), ``P2_degree_...`` for P2."""
+    key = f"degree_{kind}_{degree}_{metric}"
+    return key if protocol == "P1" else f"{protocol}_{key}"
+
+
 _ATTEMPTS = 32
 
 

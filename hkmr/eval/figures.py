@@ -39,17 +39,24 @@ def errorbar(ax, x: Sequence[float], points: Sequence[Point], **kwargs) -> None:
                 marker="o", capsize=3, **kwargs)
 
 
-def plot_degree_curves(curves: Mapping[str, Mapping[str, Sequence[Point]]], path: Path) -> Path:
-    """Fig. 6: ``curves[label][kind]`` holds one point per degree of occlusion 1..5 (P1)."""
+def plot_degree_curves(curves: Mapping[str, Mapping[str, Mapping[str, Sequence[Point]]]],
+                       path: Path) -> Path:
+    """Fig. 6: ``curves[protocol][label][kind]`` holds one point per degree of occlusion 1..5;
+    one row of panels (one per occluder kind) per protocol that has a curve."""
     plt = pyplot()
-    fig, axes = plt.subplots(1, len(KINDS), figsize=(4 * len(KINDS), 3.2), sharey=True)
-    for ax, kind in zip(axes, KINDS):
-        for label, by_kind in curves.items():
-            errorbar(ax, DEGREES, by_kind[kind], label=label)
-        ax.set_title(kind.capitalize())
+    rows = [p for p in curves if curves[p]]
+    fig, axes = plt.subplots(len(rows), len(KINDS), figsize=(4 * len(KINDS), 3.2 * len(rows)),
+                             sharey="row", squeeze=False)
+    for row, protocol in zip(axes, rows):
+        for ax, kind in zip(row, KINDS):
+            for label, by_kind in curves[protocol].items():
+                errorbar(ax, DEGREES, by_kind[kind], label=label)
+            ax.set_title(f"{kind.capitalize()} ({protocol})")
+            ax.set_xticks(list(DEGREES))
+            ax.grid(alpha=0.3)
+        row[0].set_ylabel(f"MPJPE {protocol} (mm)")
+        row[-1].legend()
+    for ax in axes[-1]:
         ax.set_xlabel("degree of occlusion")
-        ax.set_xticks(list(DEGREES))
-        ax.grid(alpha=0.3)
-    axes[0].set_ylabel("MPJPE P1 (mm)")
-    axes[-1].legend()
+    fig.tight_layout()
     return save_png(fig, path)

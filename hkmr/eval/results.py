@@ -16,7 +16,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ..data.occlusion import DEGREES, KINDS
+from ..data.occlusion import DEGREE_PROTOCOLS, DEGREES, KINDS, degree_key
 from ..io import atomic_path
 from .figures import plot_degree_curves
 from .suites import COLUMNS, PROTOCOLS
@@ -154,10 +154,12 @@ def json_ready(metrics: Mapping[str, float]) -> dict:
 
 
 def plot_degrees(metrics: Mapping[str, float], path: Path, label: str = "model") -> Path:
-    """Fig. 6 of one run: MPJPE (P1) against degree of occlusion per occluder kind."""
-    return plot_degree_curves({label: {kind: [(metrics.get(f"degree_{kind}_{d}_mpjpe", math.nan),
-                                                math.nan) for d in DEGREES]
-                                       for kind in KINDS}}, path)
+    """Fig. 6 of one run: MPJPE against degree of occlusion per occluder kind, P1 and (when
+    evaluated) P2."""
+    curves = {p: {label: {kind: [(metrics.get(degree_key(p, kind, d), math.nan), math.nan)
+                                 for d in DEGREES] for kind in KINDS}}
+              for p in DEGREE_PROTOCOLS if degree_key(p, KINDS[0], DEGREES[0]) in metrics}
+    return plot_degree_curves(curves, path)
 
 
 def write_results(out_dir: str | Path, metrics: Mapping[str, float], meta: Mapping[str, object],

@@ -42,7 +42,7 @@ from torch.utils.data import Dataset, Subset
 from ..body.joints import END_EFFECTORS
 from ..body.kinematics import JointKinematics
 from ..data.datasets import SpinDataset
-from ..data.occlusion import DEGREES, KINDS
+from ..data.occlusion import DEGREES, KINDS, degree_key
 from ..data.render import PartRenderer
 from ..data.source import TestSets
 from ..data.views import FRONTAL_VIEW
@@ -241,7 +241,8 @@ def evaluate_suites(model: MeshEstimator, body, kinematics: JointKinematics,
       ``{P1,P2}_{standard,...}_ee_<chain>`` (each chain's end effector) and, for the occluded
       columns, ``{P1,P2}_{bar,circle,rectangle}_occluded_mpjpe`` (the occluded joints' own
       error, see :func:`_joint_errors`)
-    * degrees: ``degree_{bar,circle,rectangle}_{1..5}_{mpjpe,occluded_mpjpe}``
+    * degrees: ``degree_{bar,circle,rectangle}_{1..5}_{mpjpe,occluded_mpjpe}`` (P1) and the
+      same with a ``P2_`` prefix (the frontal images of the same passes)
     * invisible: ``invisible_mpjpe_2d_px``, ``invisible_pck``, ``invisible_joints`` and the
       same for ``all`` in-crop joints; ``pck_threshold_px``
     * segmentation: ``seg_{fb,part,part24}_{acc,f1}``, ``seg_images``
@@ -300,10 +301,13 @@ def evaluate_suites_per_image(model: MeshEstimator, body, kinematics: JointKinem
                 for degree in DEGREES:
                     res = _run(dataset=test_sets.joint_cycle(kind, degree),
                                indices=np.arange(n), **kw)
-                    out[f"degree_{kind}_{degree}_mpjpe"] = _mean(res.errors["mpjpe"])
-                    if "occluded_mpjpe" in res.errors:
-                        out[f"degree_{kind}_{degree}_occluded_mpjpe"] = _mean(
-                            res.errors["occluded_mpjpe"])
+                    for protocol, sel in (("P1", slice(None)), ("P2", res.frontal)):
+                        if protocol == "P2" and not res.frontal.any():
+                            continue  # a degree_limit with no frontal image among its first
+                        for metric in ("mpjpe", "occluded_mpjpe"):
+                            if metric in res.errors:
+                                out[degree_key(protocol, kind, degree, metric)] = _mean(
+                                    res.errors[metric][sel])
                     _keep_images(images, res, torch.ones(len(res.index), dtype=torch.bool),
                                  "P1", kind, degree)
     finally:
