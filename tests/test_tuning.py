@@ -179,7 +179,7 @@ def test_shipped_experiments_resolve_for_every_preset():
     for name in ("table1", "table2", "table3", "table4", "loss_weights", "choose_iterations"):
         exp = load_experiment(name)
         keypoints = set() if name == "table4" else {"smoke_keypoints", "cpu_keypoints"}
-        extra = {"cpu_keypoints_mlp"} if name == "table2" else set()
+        extra = {"cpu_keypoints_mlp"} if name in ("table2", "table3") else set()
         assert set(exp.presets) == base | keypoints | extra, name
         assert exp.presets["cpu"].seeds >= 3 or exp.is_search
         if keypoints and not exp.is_search:  # the powered tables of issue 14

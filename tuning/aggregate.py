@@ -31,12 +31,11 @@ from hkmr.io import atomic_path
 
 from .space import Experiment
 from .cells import cell, columns
-from .extend import extension_statement
 from .images import save_images
 from .paired import paired_table
 from .plots import plot_degrees, plot_iterations
 from .queryable import with_search_columns, write_epochs
-from .power import power_statement
+from .power import extension_statement, power_statement
 from .spec import SEED, configuration_label, search_values
 
 _SKIP = {"config", "trial_id", "date", "hostname", "node_ip", "pid", "experiment_tag",

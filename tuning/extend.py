@@ -208,20 +208,3 @@ def extension_record(kept: Kept, seeds: int, reproduction: dict | None, command:
             "git_revision": git_revision(),
             "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
             "reproduction": reproduction}
-
-
-def extension_statement(record: dict) -> str:
-    """The line a table carries about an extension of its seeds."""
-    kept, seeds = record["seeds_kept"], record["seeds"]
-    text = (f"Extended by `{record.get('command') or 'hkmr sweep --extend'}` at git revision "
-            f"`{record.get('git_revision')}` on {record.get('date')}: seeds 0–{kept - 1} kept "
-            "from the results folder")
-    check = record.get("reproduction")
-    if seeds <= kept or not check:
-        return text + ", no seeds added.\n\n"
-    values = "; ".join(f"`{k}` {check['reproduced'][k]:.4f} mm (kept {check['kept'][k]:.4f})"
-                       for k in check["kept"])
-    return (text + f", seeds {kept}–{seeds - 1} added after the reproduction check: "
-            f"{check['configuration']} seed 0 retrained at `{check['revision']}` gave {values}, "
-            f"the kept trial was made at `{check['kept_revision']}` (tolerance "
-            f"{check['tolerance_mm']:g} mm).\n\n")
