@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
+
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # one torch (OpenMP) thread per xdist worker, set before any test module imports torch:
+    # two workers of two threads each oversubscribe two cores (in a suite run CPU-bound tests
+    # took 2-3x their time alone, e.g. the SMPLify test 24 s against 8 s)
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 #: the test modules that start Ray (a local instance, a multi-node cluster or a sweep): they
 #: run one after another in one xdist worker, the rest of the suite in the other
