@@ -156,7 +156,8 @@ def test_s3_sweep_survives_a_killed_driver_resumes_and_is_reported_from_the_uri(
         assert 1 <= len(before) < 3, "killed mid-sweep, after a trial finished"
         assert json.loads(read_text(f"{sweep}/hkmr_sweep.json"))["experiment"] == "mini"
         shutil.rmtree(tmp_path / "results", ignore_errors=True)  # the driver's disk is gone
-        done = subprocess.run(cmd + ["--resume"], capture_output=True, text=True, env=env)
+        done = subprocess.run(cmd + ["--resume"], capture_output=True, text=True, env=env,
+                              timeout=600)  # a resumed grid once waited forever for a slot
         assert done.returncode == 0, done.stderr[-3000:]
     finally:
         _kill_processes_under(ray_tmp)

@@ -317,3 +317,21 @@ def test_trials_ask_for_their_resources_and_a_search_is_limited_by_its_samples(t
     assert search_concurrency(plan_sweep(search)) == 4
     assert search_concurrency(plan_sweep(search, max_concurrent=7)) == 7
     assert not ray.is_initialized()
+
+
+def test_a_restored_grid_does_not_count_the_killed_drivers_live_trials():
+    """A killed driver's saved grid state can list a trial as live that never ended; the
+    resumed grid capped by --max-concurrent must not wait for it (it once waited forever)."""
+    from ray.tune.search import BasicVariantGenerator
+
+    from tuning.grid import ResumableGrid
+
+    saved = BasicVariantGenerator(max_concurrent=1)
+    saved._live_trials = {"trial_killed_mid_run"}
+    state = saved.get_state()
+    plain, resumable = BasicVariantGenerator(max_concurrent=1), ResumableGrid(max_concurrent=1)
+    plain.set_state(state)
+    resumable.set_state(state)
+    assert plain._live_trials == {"trial_killed_mid_run"}, "Tune restores the stale slot"
+    assert resumable._live_trials == set()
+    assert resumable.get_state()["_uuid_prefix"] == state["_uuid_prefix"]

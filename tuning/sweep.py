@@ -182,6 +182,7 @@ def tuner_for(plan: SweepPlan, resume: bool, optuna_storage: str | None = None):
     from ray.tune.schedulers import ASHAScheduler
     from ray.tune.search import ConcurrencyLimiter
 
+    from .grid import ResumableGrid
     from .progress import MODE, live_reporter
     from .studies import study_storage
 
@@ -200,6 +201,9 @@ def tuner_for(plan: SweepPlan, resume: bool, optuna_storage: str | None = None):
                    "max_concurrent_trials": plan.max_concurrent,
                    "reuse_actors": plan.spec.workers_per_trial == 0,
                    "metric": exp.metric, "mode": MODE}
+    if plan.max_concurrent and not exp.is_search:
+        tune_config.update(max_concurrent_trials=None,
+                           search_alg=ResumableGrid(max_concurrent=plan.max_concurrent))
     if exp.is_search:
         epochs = exp.resolve(plan.preset, overrides=plan.spec.overrides).train.epochs
         limit = search_concurrency(plan)
