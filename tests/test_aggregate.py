@@ -48,6 +48,38 @@ def test_tables_in_the_papers_shape_skip_failed_trials_and_say_so():
     assert "1 failed" in status and "4 ok" in status and "non-finite loss" in status
 
 
+def test_an_occluded_joints_table_has_only_the_occluded_sets_and_its_own_power_line(tmp_path):
+    """Table 1's occluded-joint error (issue 14): no standard column, since nothing is occluded
+    there; its minimal detectable difference is that of its first set; an unknown set is a
+    ConfigError when the experiment is loaded."""
+    import yaml
+
+    from hkmr.config import ConfigError
+    from tuning.space import load_experiment
+
+    rows = []
+    for seed in range(3):
+        for name, value in (("Ref", 200.0), ("X", 190.0)):
+            rows.append({"configuration": name, "seed": seed, "status": "ok",
+                         "P1_bar_occluded_mpjpe": value + seed * (name == "X"),
+                         "P2_bar_occluded_mpjpe": value})
+    spec = {"title": "Occluded", "layout": "rows_are_configurations", "rows": ["X", "Ref"],
+            "metric": "occluded_mpjpe", "occlusions": ["bar"], "reference": "Ref"}
+    text = experiment_table(spec, rows)
+    assert "| | Bar P1 | Bar P2 |" in text and "Standard" not in text
+    assert "| X | 191.00 ± 2.48 (n=3) | 190.00 ± 0.00 (n=3) |" in text
+    assert "| X − Ref | -9.00 ± 2.48 (n=3)" in text
+    assert "Minimal detectable paired difference, bar test set" in text
+    assert "(paired SD 1.00 mm, n=3)" in text
+    bad = {"name": "b", "title": "B", "configurations": {"a": {}},
+           "tables": [{"title": "O", "layout": "rows_are_configurations", "rows": ["a"],
+                       "metric": "occluded_mpjpe", "occlusions": ["bar", "cube"]}],
+           "presets": {"smoke": {"config": "smoke", "seeds": 1}}}
+    (tmp_path / "b.yaml").write_text(yaml.safe_dump(bad))
+    with pytest.raises(ConfigError, match=r"b.yaml: table 'O': unknown occlusions \['cube'\]"):
+        load_experiment(tmp_path / "b.yaml")
+
+
 def test_candidates_rank_finished_trials_then_early_stopped_ones_by_validation():
     import json
 

@@ -26,11 +26,10 @@ import pyarrow.parquet as pq
 
 from hkmr.eval.results import format_value as fmt
 from hkmr.eval.results import markdown_table
-from hkmr.eval.suites import COLUMNS as OCCLUSIONS
 from hkmr.io import atomic_path
 
 from .space import Experiment
-from .cells import cell, columns
+from .cells import cell, columns, occlusion_columns
 from .images import save_images
 from .paired import paired_table
 from .plots import plot_degrees, plot_iterations
@@ -116,11 +115,10 @@ def experiment_table(table: dict, rows: list[dict]) -> str:
     metric = table.get("metric", "mpjpe")
     title = [f"### {table.get('title', metric)}", ""]
     if table.get("layout") == "rows_are_configurations":
-        heads = [f"{occ.capitalize()} {p}" for occ in OCCLUSIONS for p in ("P1", "P2")]
-        body = [[name] + [fmt(cell(rows, name, f"{p}_{occ}_{metric}"))
-                          for occ in OCCLUSIONS for p in ("P1", "P2")]
+        cols = occlusion_columns(table)
+        body = [[name] + [fmt(cell(rows, name, key)) for _, key in cols]
                 for name in table["rows"]]
-        text = _headed(title, [""] + heads, body)
+        text = _headed(title, [""] + [label for label, _ in cols], body)
     elif table.get("layout") == "invisible":  # Table 4 (right)
         body = [[name] + [fmt(cell(rows, name, key))
                           for key in ("invisible_mpjpe_2d_px", "invisible_pck")]

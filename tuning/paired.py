@@ -17,9 +17,8 @@ import math
 import numpy as np
 
 from hkmr.eval.results import markdown_table
-from hkmr.eval.suites import COLUMNS as OCCLUSIONS
 
-from .cells import columns
+from .cells import columns, occlusion_columns, table_occlusions
 from .stats import ALPHA, POWER, Paired, finite, holm, mde, paired, pooled_sd
 
 _DASH = "—"
@@ -55,10 +54,8 @@ def _layout(table: dict) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
     """(row label, configuration or key) pairs and (column label, ...) of the section."""
     metric, ref = table.get("metric", "mpjpe"), table["reference"]
     if table.get("layout") == "rows_are_configurations":
-        keys = [(f"{occ.capitalize()} {p}", f"{p}_{occ}_{metric}")
-                for occ in OCCLUSIONS for p in ("P1", "P2")]
         names = [(f"{name} − {ref}", name) for name in table["rows"] if name != ref]
-        return names, keys
+        return names, occlusion_columns(table)
     names = [(label, name) for label, name in columns(table) if name != ref]
     keys = [(p, f"{p}_standard_{metric}") for p in ("P1", "P2")]
     return keys, names
@@ -99,16 +96,18 @@ def paired_table(table: dict, rows: list[dict]) -> str:
 
 
 def power_line(rows: list[dict], table: dict, metric: str) -> str:
-    """The minimal detectable paired difference of the standard test set's P1 and P2."""
+    """The minimal detectable paired difference at P1 and P2 on the table's first test set
+    (the standard one, unless the table has none)."""
     names = [n for n in _configurations(table) if n != table["reference"]]
+    occlusion = table_occlusions(table)[0]
     parts = []
     for protocol in ("P1", "P2"):
-        key = f"{protocol}_standard_{metric}"
+        key = f"{protocol}_{occlusion}_{metric}"
         sd, n = pooled_sd([differences(rows, name, table["reference"], key) for name in names])
         value = mde(sd, n)
         parts.append(f"{protocol} {value:.2f} mm (paired SD {sd:.2f} mm, n={n})"
                      if math.isfinite(value) else f"{protocol} — (n={n})")
-    return (f"Minimal detectable paired difference, standard test set ({POWER:.0%} power, "
+    return (f"Minimal detectable paired difference, {occlusion} test set ({POWER:.0%} power, "
             f"two-sided {ALPHA:.0%}, exact noncentral t, one comparison; paired SD pooled over "
             f"this table's comparisons): " + "; ".join(parts) + ".")
 

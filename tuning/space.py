@@ -31,6 +31,7 @@ from typing import Any
 import yaml
 
 from hkmr.config import Config, ConfigError, load_config, parse_override
+from hkmr.eval.suites import COLUMNS as OCCLUSIONS
 
 EXPERIMENTS_DIR = Path(__file__).parent / "experiments"
 ALL_SUITES = ("table1", "degrees", "invisible", "segmentation")
@@ -146,6 +147,10 @@ def load_experiment(name_or_path: str | Path, text: str | None = None) -> Experi
             if name not in exp.configurations:
                 raise ConfigError(f"{path}: table '{table.get('title')}' names unknown "
                                   f"configuration {name!r}")
+        unknown = sorted(set(table.get("occlusions", ())) - set(OCCLUSIONS))
+        if unknown:
+            raise ConfigError(f"{path}: table '{table.get('title')}': unknown occlusions "
+                              f"{unknown}; known: {list(OCCLUSIONS)}")
     for preset_name, preset in exp.presets.items():
         bad = set(preset.suites) - set(ALL_SUITES)
         if bad:
