@@ -188,3 +188,27 @@ def test_results_of_an_older_hkmr_read_in_todays_vocabulary():
     rows = upgrade_trials(old).to_pylist()
     assert [r["regime"] for r in rows] == ["frozen_features", "end_to_end"]
     assert "| a | 0 | ok | frozen_features |" in trials_section(rows)
+
+
+def test_a_results_folder_takes_the_shipped_layout_only_for_the_configurations_it_ran():
+    """Table 1's occluded-joints table was added after results/table1/cpu_keypoints ran: the
+    folder renders it from its trials; a recorded experiment whose configurations differ from
+    the shipped one keeps its own tables; a table no trial measured says so."""
+    from pathlib import Path
+
+    import yaml
+
+    from tuning.report import read_recorded, recorded_experiment
+
+    folder = Path(__file__).parents[1] / "results" / "table1" / "cpu_keypoints"
+    info = read_recorded(folder)[1]
+    assert "occluded_mpjpe" not in info["experiment_yaml"]
+    titles = [t["title"] for t in recorded_experiment(info, folder).tables]
+    assert titles[-1] == "MPJPE of the occluded joints (mm)"
+    other = yaml.safe_load(info["experiment_yaml"])
+    other["configurations"]["HMR"] = {"model.regressor": "hmr", "model.embed_dim": 8}
+    changed = dict(info, experiment_yaml=yaml.safe_dump(other))
+    assert [t["title"] for t in recorded_experiment(changed, folder).tables] == titles[:-1]
+    spec = {"title": "Occ", "layout": "rows_are_configurations", "rows": ["A"],
+            "metric": "occluded_mpjpe", "occlusions": ["bar"]}
+    assert "No trial here recorded `occluded_mpjpe`" in experiment_table(spec, _rows())

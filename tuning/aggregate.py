@@ -109,19 +109,29 @@ def ran_only(table: dict, rows: list[dict]) -> dict:
     return out
 
 
+def _table_keys(table: dict) -> list[str]:
+    if table.get("layout") == "rows_are_configurations":
+        return [key for _, key in occlusion_columns(table)]
+    if table.get("layout") == "invisible":
+        return ["invisible_mpjpe_2d_px", "invisible_pck"]
+    return [f"{p}_standard_{table.get('metric', 'mpjpe')}" for p in ("P1", "P2")]
+
+
 def experiment_table(table: dict, rows: list[dict]) -> str:
     """One table of an experiment file (``tables:``) over the trial rows."""
     table = ran_only(table, rows)
     metric = table.get("metric", "mpjpe")
     title = [f"### {table.get('title', metric)}", ""]
+    if not any(key in r for key in _table_keys(table) for r in rows):
+        return "\n".join(title) + (f"\nNo trial here recorded `{metric}` (a folder made before "
+                                   f"that metric, or a name no suite writes).\n")
     if table.get("layout") == "rows_are_configurations":
         cols = occlusion_columns(table)
         body = [[name] + [fmt(cell(rows, name, key)) for _, key in cols]
                 for name in table["rows"]]
         text = _headed(title, [""] + [label for label, _ in cols], body)
     elif table.get("layout") == "invisible":  # Table 4 (right)
-        body = [[name] + [fmt(cell(rows, name, key))
-                          for key in ("invisible_mpjpe_2d_px", "invisible_pck")]
+        body = [[name] + [fmt(cell(rows, name, key)) for key in _table_keys(table)]
                 for name in table["rows"]]
         text = _headed(title, ["", "MPJPE (pixel)", "PCK (%)"], body)
     else:

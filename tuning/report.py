@@ -1,17 +1,21 @@
 """``hkmr report``: aggregate a sweep folder written by Ray Tune (also after a crash; a local
 folder or a URI such as ``s3://bucket/prefix/NAME``, read through ``pyarrow.fs``), or
 re-render a results folder's tables from its ``trials.parquet`` (no Ray, no re-training): the
-rows and the sweep's command, revision and date stored in the Parquet schema are kept, the
-layout comes from the experiment file as it is now."""
+rows and the sweep's command, revision, date and experiment stored in the Parquet schema are
+kept; the tables' layout is the shipped experiment's when its configurations are the recorded
+ones (:func:`with_current_layout`)."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
 import pyarrow.parquet as pq
 
 from .aggregate import aggregate_grid, upgrade_trials, write_results
+from hkmr.config import ConfigError
+
 from .space import Experiment, load_experiment
 from .storage import RESULTS_FOLDER, exists, is_uri, join, read_text, upload_folder
 from .sweep import SWEEP_FILE
@@ -34,7 +38,7 @@ def recorded_experiment(info: dict, folder: Path) -> Experiment:
     results root when the results folder moved with the repository)."""
     name = info["experiment"]
     if "experiment_yaml" in info:
-        return load_experiment(f"{name}.yaml", text=info["experiment_yaml"])
+        return with_current_layout(load_experiment(f"{name}.yaml", text=info["experiment_yaml"]))
     recorded = (info.get("spec") or info.get("run") or {}).get("experiment_path", "")
     candidates = [recorded] + ([folder.parents[1] / recorded.split("/results/", 1)[1]]
                                if "/results/" in recorded else [])
@@ -42,6 +46,19 @@ def recorded_experiment(info: dict, folder: Path) -> Experiment:
         if candidate and Path(candidate).is_file():
             return load_experiment(candidate)
     return load_experiment(name)
+
+
+def with_current_layout(recorded: Experiment) -> Experiment:
+    """The recorded experiment with the shipped experiment's tables and plots when both have
+    the same configurations: a table added later (Table 1's occluded joints) renders from the
+    trials' metrics; what ran, and how, stays the recorded one."""
+    try:
+        shipped = load_experiment(recorded.name)
+    except (ConfigError, FileNotFoundError):
+        return recorded
+    if shipped.configurations != recorded.configurations or shipped.search != recorded.search:
+        return recorded
+    return dataclasses.replace(recorded, tables=shipped.tables, plots=shipped.plots)
 
 
 def read_recorded(folder: Path):
