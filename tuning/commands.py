@@ -13,8 +13,10 @@ from hkmr.tracking import parse_tracking
 
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--preset", default="smoke", help="smoke (minutes, CPU), cpu (about an "
-                   "hour, CPU), paper (GPU cluster), or their frozen-features variants "
-                   "smoke_frozen, cpu_frozen, paper_frozen (regressors on cached features)")
+                   "hour, CPU), paper (GPU cluster); their frozen-features variants "
+                   "smoke_frozen, cpu_frozen, paper_frozen (regressors on cached features); "
+                   "the keypoint regime's smoke_keypoints, cpu_keypoints (and for Tables 2-3 "
+                   "cpu_keypoints_mlp); an unknown one is refused with the experiment's list")
     p.add_argument("--seeds", type=int, help="seeds per configuration (default: the preset's)")
     p.add_argument("--address", help="Ray cluster address ('auto' or HOST:PORT); default: "
                    "start a local Ray sized to this machine")
