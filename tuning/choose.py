@@ -35,7 +35,7 @@ import yaml
 from torch.utils import benchmark
 
 from hkmr.config import make_config
-from hkmr.digest import git_revision
+from hkmr.digest import provenance
 from hkmr.io import atomic_path
 from hkmr.model import MeanParams, build_regressor
 
@@ -125,8 +125,8 @@ def choose_iterations(preset: str = "smoke", seeds: int | None = None,
                         results_dir=None, command=command)
     search = trials_table(grid, exp)
     write_results(search, exp, preset, out / "search",
-                  {"experiment": exp.name, "preset": preset, "command": command, "seeds": 1,
-                   "git_revision": git_revision(), "experiment_yaml": exp.path.read_text()})
+                  provenance(experiment=exp.name, preset=preset, command=command, seeds=1,
+                             experiment_yaml=exp.path.read_text()))
     picks = _candidates(search, p.candidates)
     if not picks:
         raise RuntimeError("the search produced no trial with a validation MPJPE")

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
-from .aggregate import aggregate_grid, upgrade_trials, write_results
 from hkmr.config import ConfigError
 
+from .aggregate import aggregate_grid, upgrade_trials, write_results
 from .space import Experiment, load_experiment
 from .storage import RESULTS_FOLDER, exists, is_uri, join, read_text, upload_folder
 from .sweep import SWEEP_FILE

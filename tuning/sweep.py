@@ -198,12 +198,11 @@ def tuner_for(plan: SweepPlan, resume: bool, optuna_storage: str | None = None):
     # in-process trials of equal resources reuse their worker process: no second start-up
     # (imports of torch, smplx, ...) per trial
     tune_config = {"num_samples": plan.num_samples,
-                   "max_concurrent_trials": plan.max_concurrent,
                    "reuse_actors": plan.spec.workers_per_trial == 0,
                    "metric": exp.metric, "mode": MODE}
     if plan.max_concurrent and not exp.is_search:
-        tune_config.update(max_concurrent_trials=None,
-                           search_alg=ResumableGrid(max_concurrent=plan.max_concurrent))
+        # Tune's max_concurrent_trials, but resumable after a killed driver (tuning.grid)
+        tune_config["search_alg"] = ResumableGrid(max_concurrent=plan.max_concurrent)
     if exp.is_search:
         epochs = exp.resolve(plan.preset, overrides=plan.spec.overrides).train.epochs
         limit = search_concurrency(plan)
@@ -212,7 +211,6 @@ def tuner_for(plan: SweepPlan, resume: bool, optuna_storage: str | None = None):
         searcher = search_algorithm(exp, study_name=plan.name,
                                     storage=study_storage(optuna_storage, plan.name))
         tune_config.update(
-            max_concurrent_trials=None,
             search_alg=ConcurrencyLimiter(searcher, max_concurrent=limit),
             scheduler=ASHAScheduler(max_t=epochs + 1, grace_period=preset.grace_epochs,
                                     reduction_factor=2))
