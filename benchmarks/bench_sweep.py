@@ -41,13 +41,14 @@ def experiment(folder: Path, n_configs: int, steps: int, epochs: int, **preset) 
 
 
 def timed_sweep(path: Path, folder: Path, name: str, **kwargs):
-    from tuning.aggregate import trials_table
-    from tuning.space import load_experiment
-    from tuning.sweep import run_sweep
+    from tuning.analysis.aggregate import trials_table
+    from tuning.experiment.schema import load_experiment
+    from tuning.run.driver import run_sweep
+    from tuning.run.request import SweepRequest
 
     start = time.perf_counter()
-    grid, _ = run_sweep(path, "smoke", storage=folder / "store", name=name, results_dir=None,
-                        **kwargs)
+    grid, _ = run_sweep(SweepRequest(path, "smoke", storage=folder / "store", name=name, results_dir=None,
+                        **kwargs))
     wall = time.perf_counter() - start
     rows = trials_table(grid, load_experiment(path)).to_pylist()
     work = [r.get("trial_work_seconds") or 0.0 for r in rows]
@@ -73,10 +74,11 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         ray.init(num_cpus=cpus, include_dashboard=False, log_to_driver=False)
-        from tuning.sweep import plan_sweep, prepare_shared
+        from tuning.run.driver import plan_sweep, prepare_shared
+        from tuning.run.request import SweepRequest
 
         warm = experiment(folder, 1, args.steps, args.epochs)
-        prepare_shared(plan_sweep(warm, "smoke", storage=folder / "store"))  # data, once
+        prepare_shared(plan_sweep(SweepRequest(warm, "smoke", storage=folder / "store")))  # data, once
         wall, work, rows = timed_sweep(experiment(folder, args.trials, args.steps, args.epochs),
                                        folder, "utilisation")
         busy = sum(work) / (wall * cpus)

@@ -132,7 +132,9 @@ def one_epoch(device, tiny, tmp: Path) -> dict:
 def gpu_sweep(device, tiny, tmp: Path) -> dict:
     import ray
 
-    from tuning.sweep import run_sweep
+    from tuning.run.driver import run_sweep
+
+    from tuning.run.request import SweepRequest
 
     gpu = device.type == "cuda"
     # the dry run starts one TorchTrainer (each costs ~25 s of Ray Train start-up here)
@@ -150,8 +152,8 @@ def gpu_sweep(device, tiny, tmp: Path) -> dict:
     path.write_text(yaml.safe_dump(spec))
     start = time.perf_counter()
     try:
-        grid, out = run_sweep(path, "smoke", storage=tmp / "store", results_dir=tmp / "results",
-                              max_concurrent=1)
+        grid, out = run_sweep(SweepRequest(path, "smoke", storage=tmp / "store", results_dir=tmp / "results",
+                              max_concurrent=1))
     finally:
         ray.shutdown()
     trials = {r.config["configuration"]: {"P1_standard_mpjpe": r.metrics.get("P1_standard_mpjpe"),

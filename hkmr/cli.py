@@ -5,6 +5,11 @@ library add theirs through the ``hkmr.commands`` entry-point group (``tuning`` a
 ``report`` and ``choose-iterations``, see ``pyproject.toml``), so ``hkmr`` never imports them
 by name. Each module has a ``register(subparsers)`` function that adds its parsers and sets
 ``func``.
+
+``hkmr --help`` and every ``hkmr COMMAND --help`` build all the parsers, so a command module
+imports at its top only argparse and light modules (:mod:`hkmr.options`, :mod:`hkmr.config`):
+torch, Ray and the model, data and training code are imported by the functions that run a
+command (tests/test_cli.py checks that building the parser imports neither torch nor Ray).
 """
 
 from __future__ import annotations

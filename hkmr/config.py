@@ -201,6 +201,30 @@ class Config:
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     seed: int = _range(0, 0, 2**31 - 1)
+    # how a run trains (REGIMES); unset: read from model.encoder and model.freeze_encoder
+    regime: str | None = field(default=None, metadata={"parse": lambda k, v: _regime(k, v)})
+
+    @property
+    def implied_regime(self) -> str:
+        """The regime ``model.encoder`` and ``model.freeze_encoder`` describe."""
+        if self.model.encoder == "keypoints":
+            return "keypoints"
+        return "frozen_features" if self.model.freeze_encoder else "end_to_end"
+
+
+#: the training regimes: images end to end, cached features of a frozen encoder, 2D keypoints
+REGIMES = ("end_to_end", "frozen_features", "keypoints")
+_NEEDS = {"end_to_end": "an image encoder (model.encoder resnet50 or small_cnn) and "
+                        "model.freeze_encoder=false",
+          "frozen_features": "an image encoder and model.freeze_encoder=true",
+          "keypoints": "model.encoder=keypoints"}
+
+
+def _regime(key: str, value: Any) -> str | None:
+    if value is None or value in REGIMES:
+        return value
+    raise ConfigError(f"{key}={value!r} is not allowed; choose one of "
+                      f"{', '.join(map(repr, REGIMES))}")
 
 
 class ConfigError(ValueError):
@@ -262,6 +286,13 @@ def validate(cfg: Config) -> Config:
         else:
             setattr(cfg, section_name, _check(section_name, _fields(cfg)[section_name][0],
                                                value, hint))
+    implied = cfg.implied_regime
+    if cfg.regime is None:  # a config that does not name its regime (written before the key)
+        cfg.regime = implied
+    elif cfg.regime != implied:
+        raise ConfigError(f"regime={cfg.regime!r} needs {_NEEDS[cfg.regime]}; model.encoder="
+                          f"{cfg.model.encoder!r} and model.freeze_encoder="
+                          f"{cfg.model.freeze_encoder} are the {implied} regime")
     return cfg
 
 

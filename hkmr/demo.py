@@ -11,20 +11,17 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import cv2
 import numpy as np
-import torch
 
-from .body.joints import PARENTS
-from .checkpoint import load_estimator
-from .data.datasets import IMAGENET_MEAN, IMAGENET_STD, SyntheticDataset, normalize_image
-from .data.render import rasterize, vertex_normals, weak_perspective
-from .data.synthetic import ensure_synthetic
-from .device import pick_device
-from .io import atomic_path
-from .model.estimator import pose_body
 from .options import add_device, add_out
+
+if TYPE_CHECKING:
+    import torch
+
+# OpenCV, torch and the model, data and rendering modules are imported by the functions that
+# use them: ``hkmr --help`` builds this module's parser and must not import torch
 
 MESH_BGR = np.array([235, 190, 120], np.float32)  # light blue
 SIDE_BG = 40
@@ -32,6 +29,8 @@ SIDE_BG = 40
 
 def load_image(path: str | Path, size: int) -> np.ndarray:
     """An image file -> uint8 RGB (size, size, 3): the largest centred square, resized."""
+    import cv2
+
     if not Path(path).is_file():
         raise FileNotFoundError(f"{path}: no such image file")
     img = cv2.imread(str(path), cv2.IMREAD_COLOR)
@@ -47,17 +46,24 @@ def load_image(path: str | Path, size: int) -> np.ndarray:
 
 def denormalize(img: torch.Tensor) -> np.ndarray:
     """A dataset item's normalised (3, S, S) tensor -> uint8 RGB (S, S, 3)."""
+    from .data.datasets import IMAGENET_MEAN, IMAGENET_STD
+
     x = img.numpy().transpose(1, 2, 0) * IMAGENET_STD + IMAGENET_MEAN
     return np.clip(x * 255 + 0.5, 0, 255).astype(np.uint8)
 
 
-@torch.no_grad()
 def predict_image(model, body, image: np.ndarray, device) -> dict[str, np.ndarray]:
     """Run the model on one uint8 RGB crop: vertices (V, 3) and joints (24, 3) in the
     camera-oriented body frame (x right, y down, z forward), cam (s, tx, ty), pose, betas."""
+    import torch
+
+    from .data.datasets import normalize_image
+    from .model.estimator import pose_body
+
     model.eval()
-    out = model(normalize_image(image)[None].to(device))[-1]
-    posed = pose_body(body, out)
+    with torch.no_grad():
+        out = model(normalize_image(image)[None].to(device))[-1]
+        posed = pose_body(body, out)
     return {"vertices": posed.vertices[0].float().cpu().numpy(),
             "joints": posed.joints[0].float().cpu().numpy(),
             "cam": out.cam[0].float().cpu().numpy(),
@@ -68,6 +74,8 @@ def shade_mesh(vertices: np.ndarray, faces: np.ndarray, cam: np.ndarray, size: i
                ) -> tuple[np.ndarray, np.ndarray]:
     """(BGR float image, coverage mask) of the mesh under a weak-perspective camera, Lambert
     shaded with smooth normals and a light at the viewer."""
+    from .data.render import rasterize, vertex_normals, weak_perspective
+
     pix = weak_perspective(vertices, cam, size)
     raster = rasterize(pix, vertices[:, 2], faces, size)
     mask = raster.face >= 0
@@ -80,6 +88,10 @@ def shade_mesh(vertices: np.ndarray, faces: np.ndarray, cam: np.ndarray, size: i
 
 
 def _draw_joints(img: np.ndarray, points: np.ndarray, colour, radius: int) -> None:
+    import cv2
+
+    from .body.joints import PARENTS
+
     pts = [tuple(int(round(c)) for c in p) for p in points]
     for j, parent in enumerate(PARENTS):
         if parent >= 0:
@@ -89,6 +101,8 @@ def _draw_joints(img: np.ndarray, points: np.ndarray, colour, radius: int) -> No
 
 
 def _label(img: np.ndarray, text: str) -> None:
+    import cv2
+
     scale = img.shape[0] / 400
     cv2.putText(img, text, (8, int(24 * scale) + 4), cv2.FONT_HERSHEY_SIMPLEX, 0.6 * scale,
                 (255, 255, 255), max(1, int(2 * scale)), cv2.LINE_AA)
@@ -97,6 +111,10 @@ def _label(img: np.ndarray, text: str) -> None:
 def overlay(image: np.ndarray, pred: dict, faces: np.ndarray, display: int = 384,
             gt_keypoints: np.ndarray | None = None) -> np.ndarray:
     """A BGR panel: the input, the mesh and joints over it, and a side view of the mesh."""
+    import cv2
+
+    from .data.render import weak_perspective
+
     base = cv2.resize(cv2.cvtColor(image, cv2.COLOR_RGB2BGR), (display, display),
                       interpolation=cv2.INTER_LINEAR).astype(np.float32)
     mesh, mask = shade_mesh(pred["vertices"], faces, pred["cam"], display)
@@ -125,6 +143,8 @@ def overlay(image: np.ndarray, pred: dict, faces: np.ndarray, display: int = 384
 def write_obj(path: Path, vertices: np.ndarray, faces: np.ndarray) -> None:
     """Wavefront OBJ in a y-up frame (the camera frame turned 180 degrees about x), so
     viewers show the person upright."""
+    from .io import atomic_path
+
     v = vertices * np.array([1.0, -1.0, -1.0])
     with atomic_path(path) as tmp:
         with open(tmp, "w") as fh:
@@ -134,6 +154,10 @@ def write_obj(path: Path, vertices: np.ndarray, faces: np.ndarray) -> None:
 
 
 def write_png(path: Path, bgr: np.ndarray) -> None:
+    import cv2
+
+    from .io import atomic_path
+
     ok, buf = cv2.imencode(".png", bgr)
     if not ok:  # pragma: no cover - opencv cannot fail on a uint8 BGR image
         raise ValueError(f"{path}: cannot encode PNG")
@@ -161,6 +185,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _demo(args: argparse.Namespace) -> None:
+    from .checkpoint import load_estimator
+    from .data.datasets import SyntheticDataset
+    from .data.synthetic import ensure_synthetic
+    from .device import pick_device
+
     device = pick_device(args.device)
     cfg, model, body = load_estimator(args.checkpoint, device)
     size = cfg.data.synth_size

@@ -5,6 +5,9 @@ is always the folder a command writes into (made if missing; every file in it is
 atomically); ``--limit`` / ``--degree-limit`` bound the evaluation suites; ``--suites`` names
 them; trailing ``key=value`` words are config overrides in the dotted vocabulary of
 :mod:`hkmr.config`.
+
+Light on purpose: ``hkmr --help`` builds every command's parser, so this module (like every
+command module's ``register``) imports nothing beyond the standard library — no torch.
 """
 
 from __future__ import annotations
@@ -12,8 +15,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .device import DEVICES
-
+#: the choices of ``--device``: :data:`hkmr.device.DEVICES`, repeated so that building a parser
+#: does not import torch (tests/test_cli.py checks that the two agree)
+DEVICES = ("auto", "cpu", "cuda")
 SUITE_HELP = "comma-separated evaluation suites: table1, degrees, invisible, segmentation, or all"
 
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -12,15 +14,22 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
     # took 2-3x their time alone, e.g. the SMPLify test 24 s against 8 s)
     os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-#: the test modules that start Ray (a local instance, a multi-node cluster or a sweep): they
-#: run one after another in one xdist worker, the rest of the suite in the other
-RAY_MODULES = {"test_tuning", "test_sweep_tools", "test_cluster", "test_storage",
-               "test_gpu_check", "test_decisions", "test_extend"}
+#: every test module that starts Ray (a local instance, a multi-node cluster or a sweep) lives
+#: under tests/ray/: they run one after another in one xdist worker, the rest of the suite in
+#: the other (two Ray instances at once on 2 cores made Ray Train's health checks fail)
+RAY_FOLDER = Path(__file__).parent / "ray"
+
+# test modules share helpers by module name (``from test_features import one_thread``) across
+# the package folders: every folder is importable (test file names are unique in the tree)
+for _folder in sorted(p for p in Path(__file__).parent.iterdir()
+                      if p.is_dir() and not p.name.startswith((".", "_"))):
+    if str(_folder) not in sys.path:
+        sys.path.append(str(_folder))
 
 
 def pytest_collection_modifyitems(config, items):
     for item in items:
-        if item.module.__name__.rsplit(".", 1)[-1] in RAY_MODULES:
+        if RAY_FOLDER in Path(str(item.path)).parents:
             item.add_marker(pytest.mark.xdist_group("ray"))
 
 

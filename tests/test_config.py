@@ -63,3 +63,21 @@ def test_sweep_keys_exist():
                 "train.in_the_loop", "train.smplify_iters", "train.smplify_lr",
                 "train.smplify_prior", "train.fit_threshold", "data.smpl_fraction"):
         assert key in keys()
+
+
+def test_the_regime_is_a_checked_key_and_configs_written_before_it_still_load():
+    """``regime`` names how a run trains; it must agree with model.encoder and
+    model.freeze_encoder (an error names all three); unset, it is read from them."""
+    from hkmr.config import ConfigError, load_config, make_config
+
+    assert load_config("smoke").regime == "end_to_end"
+    assert load_config("smoke_frozen").regime == "frozen_features"
+    assert load_config("cpu_keypoints").regime == "keypoints"
+    assert make_config({"model": {"freeze_encoder": True}}).regime == "frozen_features"
+    with pytest.raises(ConfigError, match=r"regime='keypoints' needs model.encoder=keypoints; "
+                                          r"model.encoder='small_cnn'"):
+        load_config("smoke", ["regime=keypoints"])
+    with pytest.raises(ConfigError, match=r"regime='frozen_features' needs"):
+        load_config("smoke_frozen", ["model.freeze_encoder=false"])
+    with pytest.raises(ConfigError, match=r"regime='images' is not allowed; choose one of"):
+        load_config("smoke", ["regime=images"])

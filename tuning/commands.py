@@ -1,4 +1,9 @@
-"""``hkmr sweep``, ``hkmr report`` and ``hkmr choose-iterations`` (Ray is imported lazily)."""
+"""``hkmr sweep``, ``hkmr report`` and ``hkmr choose-iterations``.
+
+:func:`register` imports neither Ray nor torch (``hkmr --help`` builds every parser): the
+experiment and preset names in the help are read from ``tuning/experiments/*.yaml`` and
+``tuning/presets.yaml`` (:mod:`tuning.experiment.catalog`); the commands import the rest.
+"""
 
 from __future__ import annotations
 
@@ -10,13 +15,13 @@ from pathlib import Path
 from hkmr.options import add_batch_size, add_device, add_overrides, add_tracking, flag_overrides
 from hkmr.tracking import parse_tracking
 
+from .experiment.catalog import experiment_help, listing, preset_help
 
-def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--preset", default="smoke", help="smoke (minutes, CPU), cpu (about an "
-                   "hour, CPU), paper (GPU cluster); their frozen-features variants "
-                   "smoke_frozen, cpu_frozen, paper_frozen (regressors on cached features); "
-                   "the keypoint regime's smoke_keypoints, cpu_keypoints (and for Tables 2-3 "
-                   "cpu_keypoints_mlp); an unknown one is refused with the experiment's list")
+
+def _common(p: argparse.ArgumentParser, experiments: list[str] | None = None) -> None:
+    """The options of ``hkmr sweep`` and ``hkmr choose-iterations``; ``experiments``: those
+    whose presets the ``--preset`` help describes (default: every one ``hkmr sweep`` runs)."""
+    p.add_argument("--preset", default="smoke", help=preset_help(experiments))
     p.add_argument("--seeds", type=int, help="seeds per configuration (default: the preset's)")
     p.add_argument("--address", help="Ray cluster address ('auto' or HOST:PORT); default: "
                    "start a local Ray sized to this machine")
@@ -47,8 +52,10 @@ def _overrides(args: argparse.Namespace) -> list[str]:
 def register(sub: argparse._SubParsersAction) -> None:
     sweep = sub.add_parser("sweep", help="run an experiment's trials on Ray Tune and "
                            "aggregate the paper-shaped tables")
-    sweep.add_argument("experiment", help="table1, table2, table3, loss_weights, "
-                       "choose_iterations, or a YAML file")
+    sweep.add_argument("experiment", nargs="?", help=experiment_help())
+    sweep.add_argument("--list", action="store_true", help="describe every shipped experiment "
+                       "(or EXPERIMENT): its title, configurations or searched keys, and what "
+                       "each of its presets runs (config, seeds, samples, suites, limits, GPU)")
     _common(sweep)
     sweep.add_argument("--resume", action="store_true",
                        help="continue an interrupted sweep: finished trials are kept, "
@@ -71,7 +78,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                        "preset, configurations and effective overrides, and unless the "
                        "reference's seed 0, retrained first, reproduces its primary endpoint "
                        "and val_mpjpe to 1e-3 mm")
-    sweep.set_defaults(func=_sweep)
+    sweep.set_defaults(func=_sweep_or_list)
     report = sub.add_parser("report", help="aggregate a sweep folder into Parquet, "
                             "Markdown tables and plots")
     report.add_argument("sweep_dir", nargs="?", help="STORAGE/NAME of a sweep (a folder or a "
@@ -87,8 +94,19 @@ def register(sub: argparse._SubParsersAction) -> None:
     report.set_defaults(func=_report)
     choose = sub.add_parser("choose-iterations", help="choose the outer/inner iterations "
                             "with Optuna + ASHA, seeds and measured latency")
-    _common(choose)
+    _common(choose, ["choose_iterations"])
     choose.set_defaults(func=_choose)
+
+
+def _sweep_or_list(args: argparse.Namespace) -> int | None:
+    """``hkmr sweep --list [EXPERIMENT]`` describes experiments; otherwise EXPERIMENT runs."""
+    if args.list:
+        text, failed = listing(None if args.experiment is None else [args.experiment])
+        print(text, end="")
+        return 1 if failed else 0
+    if args.experiment is None:
+        raise ValueError("give an EXPERIMENT to run (hkmr sweep --list describes them)")
+    return _sweep(args)
 
 
 def _command() -> str:
@@ -96,48 +114,47 @@ def _command() -> str:
 
 
 def _sweep(args: argparse.Namespace) -> None:
-    from .space import load_experiment
-    from .sweep import plan_sweep, run_sweep, shared_root
+    from .experiment.schema import load_experiment
+    from .run.driver import plan_sweep, run_sweep, shared_root
+    from .run.request import SweepRequest
 
     if Path(args.experiment).stem == "choose_iterations":
         raise ValueError("choose_iterations is not a plain sweep: its search, the "
                          "confirmation on fresh seeds and the decision are run by "
                          f"`hkmr choose-iterations --preset {args.preset}`")
+    request = SweepRequest(args.experiment, args.preset, args.seeds, overrides=_overrides(args),
+                           address=args.address, storage=args.storage, name=args.name,
+                           max_concurrent=args.max_concurrent, resume=args.resume,
+                           results_dir=args.out, command=_command(),
+                           tracking=parse_tracking(args.tracking, args.out),
+                           optuna_storage=args.optuna_storage)
     if args.dry_run:
-        from .dryrun import describe
+        from .run.dry_run import describe
 
-        plan = plan_sweep(args.experiment, args.preset, args.seeds, args.storage,
-                          _overrides(args), args.name, args.max_concurrent)
+        plan = plan_sweep(request)
         print(describe(plan, shared_root(plan.storage, args.address)), end="")
         return
     if args.extend and args.target_mde is None:
         raise ValueError("--extend adds seeds to a results folder by power: give --target-mde "
                          "MM (and --max-seeds N)")
     if args.target_mde is not None:
-        from .powered import sweep_to_target
+        from .procedures.target_mde import sweep_to_target
 
-        out = sweep_to_target(args.experiment, args.preset, args.target_mde, args.max_seeds,
-                              args.seeds, args.address, args.storage, args.max_concurrent,
-                              _overrides(args), args.name, args.out, command=_command(),
-                              extend=args.extend)
+        out = sweep_to_target(request, args.target_mde, args.max_seeds, extend=args.extend)
     else:
-        from .progress import best_line
+        from .run.progress import best_line
 
-        grid, out = run_sweep(args.experiment, args.preset, args.seeds, args.address,
-                              args.storage, args.max_concurrent, args.resume, _overrides(args),
-                              args.name, args.out, command=_command(),
-                              tracking=parse_tracking(args.tracking, args.out),
-                              optuna_storage=args.optuna_storage)
+        grid, out = run_sweep(request)
         print(best_line(grid, load_experiment(args.experiment)))
     print(f"results: {out}/tables.md")
     print((out / "tables.md").read_text())
 
 
 def _report(args: argparse.Namespace) -> None:
-    from .report import report_sweep
+    from .run.report import report_sweep
 
     if args.index:
-        from .queryable import write_index
+        from .analysis.queryable import write_index
 
         print(write_index(args.sweep_dir or args.out).read_text())
         return
@@ -146,14 +163,14 @@ def _report(args: argparse.Namespace) -> None:
     out = report_sweep(args.sweep_dir, args.out)
     print((out / "tables.md").read_text())
     if args.bootstrap:
-        from .images import write_bootstrap
-        from .report import results_experiment
+        from .analysis.image_errors import write_bootstrap
+        from .run.report import results_experiment
 
         print(write_bootstrap(out, results_experiment(out).tables, args.bootstrap).read_text())
 
 
 def _choose(args: argparse.Namespace) -> None:
-    from .choose import choose_iterations
+    from .procedures.choose_iterations import choose_iterations
 
     decision = choose_iterations(args.preset, args.seeds, args.address, args.storage,
                                  args.max_concurrent, _overrides(args), args.out,

@@ -1,17 +1,17 @@
-"""``hkmr body``: inspect the body model and write posed examples (OBJ + PNG preview)."""
+"""``hkmr body``: inspect the body model and write posed examples (OBJ + PNG preview).
+
+:func:`register` needs only argparse (``hkmr --help`` builds every parser): torch, numpy and the
+body model are imported by the commands that use them.
+"""
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import numpy as np
-import torch
-
-from ..io import atomic_path
-from .joints import CHAINS, JOINT_NAMES
-from .model import BodyModel
-from .procedural import SHAPE_DIRECTIONS
+if TYPE_CHECKING:
+    import numpy as np
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -29,6 +29,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _info(args: argparse.Namespace) -> None:
+    from .joints import CHAINS, JOINT_NAMES
+    from .model import BodyModel
+    from .procedural import SHAPE_DIRECTIONS
+
     model = BodyModel(args.model)
     print(f"source: {model.source}  digest: {model.digest}")
     print(f"vertices: {model.num_vertices}  faces: {len(model.faces)}  joints: 24  "
@@ -41,6 +45,8 @@ def _info(args: argparse.Namespace) -> None:
 
 
 def _write_obj(path: Path, vertices: np.ndarray, faces: np.ndarray) -> None:
+    from ..io import atomic_path
+
     with atomic_path(path) as tmp:
         with open(tmp, "w") as fh:
             fh.writelines(f"v {x:.5f} {y:.5f} {z:.5f}\n" for x, y, z in vertices)
@@ -52,7 +58,12 @@ def _show(args: argparse.Namespace) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import numpy as np
+    import torch
     from matplotlib.collections import PolyCollection
+
+    from ..io import atomic_path
+    from .model import BodyModel
 
     model = BodyModel(args.model)
     gen = torch.Generator().manual_seed(args.seed)

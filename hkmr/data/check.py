@@ -18,7 +18,6 @@ from pathlib import Path
 import numpy as np
 
 from .h36m import H36M17_NAMES, REGRESSOR_FILE, REGRESSOR_SOURCE
-from .spin import load_npz
 
 _SPIN = "SPIN's data bundle (nkolot/SPIN, fetch_data.sh)"
 _SMPL = "https://smpl.is.tue.mpg.de (registration; SMPL_NEUTRAL.pkl via SMPLify's release)"
@@ -61,6 +60,8 @@ NEEDS: dict[str, tuple[str, ...]] = {
 
 
 def _check_npz(path: Path, images: Path | None) -> str:
+    from .spin import load_npz  # imports the body model's joints (torch): not at --help
+
     data = load_npz(path)
     detail = f"{len(data['imgname'])} rows, keys {', '.join(sorted(data))}"
     if images is not None:

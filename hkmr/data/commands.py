@@ -1,5 +1,9 @@
 """``hkmr synth``: the pose corpus (stand-in for MoSh, paper Sec. 3.2 "Pose Prior"), the
-rendered multi-view benchmark (stand-in for Human3.6M, Sec. 4) and previews of it."""
+rendered multi-view benchmark (stand-in for Human3.6M, Sec. 4) and previews of it.
+
+:func:`register` needs only argparse (``hkmr --help`` builds every parser): numpy, the renderer
+and the datasets are imported by the commands that use them.
+"""
 
 from __future__ import annotations
 
@@ -7,9 +11,6 @@ import argparse
 import time
 from pathlib import Path
 
-import numpy as np
-
-from ..io import atomic_path
 from ..options import add_out
 
 POSES_FILE, PREVIEW_FILE = "poses.parquet", "preview.png"
@@ -57,6 +58,7 @@ def _poses(args: argparse.Namespace) -> None:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
+    from ..io import atomic_path
     from .sampler import SamplerSettings, sample_poses
 
     if args.n < 1:
@@ -103,7 +105,9 @@ def draw_preview(dataset, indices, path: Path) -> None:
     """A PNG grid: per sample the image with keypoints (green visible, red self-occluded,
     blue under a test-time occluder) above its part mask (``dataset``: a SyntheticDataset)."""
     import cv2
+    import numpy as np
 
+    from ..io import atomic_path
     from .datasets import IMAGENET_MEAN, IMAGENET_STD
 
     cells = []

@@ -22,12 +22,11 @@ from pathlib import Path
 from torch.utils.data import Dataset
 
 from ..body.joints import LSP14
-from ..config import Config
+from ..config import REGIMES, Config
 from .datasets import MixtureDataset, OccludableDataset, SpinDataset, SyntheticDataset
 from .shards import load_manifest
 from .synthetic import ensure_synthetic
 
-REGIMES = ("end_to_end", "frozen_features", "keypoints")
 
 
 class TestSets(abc.ABC):

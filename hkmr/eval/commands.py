@@ -1,5 +1,9 @@
 """``hkmr eval`` and ``hkmr compare``: a trained model under the paper's evaluation suites
-(Sec. 4: Tables 1, 4, 5 and Fig. 6), alone or side by side in Table 4's shape."""
+(Sec. 4: Tables 1, 4, 5 and Fig. 6), alone or side by side in Table 4's shape.
+
+:func:`register` needs only argparse (``hkmr --help`` builds every parser): the model, data and
+metric code (torch) are imported by the functions that run it.
+"""
 
 from __future__ import annotations
 
@@ -7,23 +11,14 @@ import argparse
 import json
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import torch
-
-from ..body.kinematics import JointKinematics
-from ..checkpoint import checkpoint_file, load_estimator
 from ..config import Config, ConfigError, EvalConfig, make_config, parse_override, to_dict
-from ..data.shards import load_manifest
-from ..data.source import ImageTestSets
-from ..data.synthetic import ensure_synthetic
-from ..device import pick_device
-from ..digest import provenance
-from ..io import atomic_path
 from ..options import (add_batch_size, add_device, add_eval_limits, add_out, add_overrides,
                        add_suites)
-from .real import check_real, evaluate_real, with_flags
-from .results import json_ready, table1_markdown, table4_markdown, write_results
-from .suites import evaluate_suites, parse_suites
+
+if TYPE_CHECKING:
+    import torch
 
 _OVERRIDE_HELP = ("overrides of the checkpoint's config that do not change the model, e.g. "
                   "data.synthetic=DIR or body.model_path=SMPL.pkl (model.* keys are refused)")
@@ -97,6 +92,11 @@ def evaluate_and_write(model, body, device: torch.device, test_sets, out_dir: Pa
     """The suites on ``test_sets`` and the real-data sets of ``real`` (``eval.*``, overridden
     by ``args``' ``--spin-npz``-style flags), written to ``out_dir`` with ``meta``; prints the
     Table 1 MPJPE table. Shared with ``hkmr train``."""
+    from ..body.kinematics import JointKinematics
+    from .real import check_real, evaluate_real, with_flags
+    from .results import write_results
+    from .suites import evaluate_suites
+
     kin = JointKinematics(body).to(device)
     real = with_flags(real or EvalConfig(), args)
     regressor, joints = check_real(real, body)  # bad real-data input fails before any work
@@ -114,12 +114,17 @@ def evaluate_and_write(model, body, device: torch.device, test_sets, out_dir: Pa
                 eval_seconds=round(time.perf_counter() - start, 1))
     paths = write_results(out_dir, metrics, meta, title)
     if "table1" in suites:
+        from .results import table1_markdown
+
         print("\nMPJPE (mm), synthetic test split:\n" + table1_markdown(metrics))
     print(f"wrote {', '.join(str(p) for p in paths.values())}")
     return metrics
 
 
 def _data_root(cfg: Config, data: Path | None) -> Path:
+    from ..data.shards import load_manifest
+    from ..data.synthetic import ensure_synthetic
+
     if data is not None:
         load_manifest(data)  # a clear error when --data is not a dataset
         return data
@@ -127,6 +132,12 @@ def _data_root(cfg: Config, data: Path | None) -> Path:
 
 
 def _eval(args: argparse.Namespace) -> None:
+    from ..checkpoint import checkpoint_file, load_estimator
+    from ..data.source import ImageTestSets
+    from ..device import pick_device
+    from ..digest import provenance
+    from .suites import parse_suites
+
     suites = parse_suites(args.suites)
     device = pick_device(args.device)
     ckpt = checkpoint_file(args.checkpoint)
@@ -153,6 +164,14 @@ def _named_checkpoints(items: list[str]) -> dict[str, Path]:
 
 
 def _compare(args: argparse.Namespace) -> None:
+    from ..checkpoint import load_estimator
+    from ..data.source import ImageTestSets
+    from ..device import pick_device
+    from ..digest import provenance
+    from ..io import atomic_path
+    from .results import json_ready, table4_markdown
+    from .suites import parse_suites
+
     suites = parse_suites(args.suites)
     device = pick_device(args.device)
     named = _named_checkpoints(args.checkpoint)

@@ -3,7 +3,7 @@ Fig. 6 plot (:mod:`hkmr.eval.figures`).
 
 The cell formatters and table functions take a number or a ``(mean, ci, n)`` tuple (a mean
 over seeds with the half-width of its confidence interval), so the same code formats one run
-(``hkmr eval``) and an aggregated sweep (``tuning.aggregate``).
+(``hkmr eval``) and an aggregated sweep (``tuning.analysis.aggregate``).
 """
 
 from __future__ import annotations

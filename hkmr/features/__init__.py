@@ -21,9 +21,21 @@ model (``hkmr eval`` and ``hkmr demo`` run it on images); its metrics carry ``re
 (``frozen_features`` or ``end_to_end``) and ``encoder_hash``.
 """
 
-from .cache import FeatureCache, StaleCacheError, extract, open_cache
-from .dataset import FeatureDataset, FeatureTestSets
-from .source import feature_source, prepare_features
+from __future__ import annotations
 
-__all__ = ["FeatureCache", "FeatureDataset", "FeatureTestSets", "StaleCacheError", "extract",
-           "feature_source", "open_cache", "prepare_features"]
+from typing import TYPE_CHECKING
+
+from ..lazy import lazy_exports
+
+#: the names the package exports, by the module that defines them, imported on first use
+_EXPORTS = {
+    ".cache": ("FeatureCache", "StaleCacheError", "extract", "open_cache"),
+    ".dataset": ("FeatureDataset", "FeatureTestSets"),
+    ".source": ("feature_source", "prepare_features"),
+}
+__getattr__, __dir__, __all__ = lazy_exports(__name__, globals(), _EXPORTS)
+
+if TYPE_CHECKING:
+    from .cache import FeatureCache, StaleCacheError, extract, open_cache
+    from .dataset import FeatureDataset, FeatureTestSets
+    from .source import feature_source, prepare_features

@@ -1,15 +1,15 @@
-"""``hkmr features``: extract and inspect the feature caches of the frozen-features regime."""
+"""``hkmr features``: extract and inspect the feature caches of the frozen-features regime.
+
+:func:`register` needs only argparse (``hkmr --help`` builds every parser): the checkpoint,
+data and cache modules (torch) are imported by the commands that use them.
+"""
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
 
-from ..checkpoint import checkpoint_config, checkpoint_file, load_encoder, read_checkpoint
-from ..data.synthetic import ensure_synthetic
-from ..device import pick_device
 from ..options import add_batch_size, add_device, add_out
-from .cache import FeatureCache, extract
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -40,6 +40,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _extract(args: argparse.Namespace) -> None:
+    from ..checkpoint import checkpoint_config, checkpoint_file, load_encoder, read_checkpoint
+    from ..data.synthetic import ensure_synthetic
+    from ..device import pick_device
+    from .cache import extract
+
     encoder = load_encoder(args.checkpoint)
     data = args.data
     if data is None:
@@ -52,6 +57,8 @@ def _extract(args: argparse.Namespace) -> None:
 
 
 def _info(args: argparse.Namespace) -> None:
+    from .cache import FeatureCache
+
     cache = FeatureCache(args.cache)
     m = cache.manifest
     enc, data = m["encoder"], m["dataset"]

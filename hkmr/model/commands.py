@@ -1,17 +1,19 @@
-"""``hkmr prior train-vae``: fit the VAE pose prior (Sec. 3.2) to a pose corpus."""
+"""``hkmr prior train-vae``: fit the VAE pose prior (Sec. 3.2) to a pose corpus.
+
+:func:`register` needs only argparse (``hkmr --help`` builds every parser): torch and the prior
+are imported by the command.
+"""
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import numpy as np
-import pyarrow.parquet as pq
-import torch
-
-from ..device import pick_device
 from ..options import add_batch_size, add_device, add_out
-from .priors import train_vae
+
+if TYPE_CHECKING:
+    import torch
 
 VAE_FILE = "vae.pt"
 
@@ -19,6 +21,10 @@ VAE_FILE = "vae.pt"
 def load_pose_corpus(path: str | Path) -> torch.Tensor:
     """(N, 72) axis-angle poses from a Parquet file with a 72-value ``pose`` column
     (as written by ``hkmr synth poses``)."""
+    import numpy as np
+    import pyarrow.parquet as pq
+    import torch
+
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"pose corpus not found: {path} (make one with "
@@ -51,6 +57,11 @@ def _train_vae(args: argparse.Namespace) -> None:
     if args.out.suffix == ".pt":
         raise ValueError(f"--out {args.out}: --out is an output folder (the VAE goes to "
                          f"OUT/{VAE_FILE}), as in every hkmr command")
+    import torch
+
+    from ..device import pick_device
+    from .priors import train_vae
+
     poses = load_pose_corpus(args.corpus)
     held = max(1, len(poses) // 10)
     vae = train_vae(poses[held:, 3:], epochs=args.epochs, kl_weight=args.kl_weight,

@@ -1,24 +1,17 @@
-"""``hkmr train``: train a model (Sec. 3.3), then evaluate it under the paper's suites."""
+"""``hkmr train``: train a model (Sec. 3.3), then evaluate it under the paper's suites.
+
+:func:`register` needs only argparse (``hkmr --help`` builds every parser): the trainer, the
+evaluation and TensorBoard (torch) are imported by the command.
+"""
 
 from __future__ import annotations
 
 import argparse
 import time
 
-import yaml
-from tensorboardX import SummaryWriter
-
-from ..checkpoint import CHECKPOINT
 from ..config import flatten, load_config, to_dict
-from ..digest import provenance
-from ..eval.commands import evaluate_and_write
-from ..eval.suites import parse_suites
-from ..io import atomic_path
 from ..options import (add_batch_size, add_device, add_eval_limits, add_out, add_overrides,
                        add_suites, add_tracking, flag_overrides)
-from ..tracking import RunRecord, Tracker, parse_tracking
-from .source import prepare_source
-from .trainer import Trainer, TrainerHooks
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -44,6 +37,18 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _train(args: argparse.Namespace) -> None:
+    import yaml
+    from tensorboardX import SummaryWriter
+
+    from ..checkpoint import CHECKPOINT
+    from ..digest import provenance
+    from ..eval.commands import evaluate_and_write
+    from ..eval.suites import parse_suites
+    from ..io import atomic_path
+    from ..tracking import parse_tracking
+    from .source import prepare_source
+    from .trainer import Trainer, TrainerHooks
+
     cfg = load_config(args.config, [*args.overrides, *flag_overrides(args)])
     tracking = parse_tracking(args.tracking, args.out)
     args.batch_size = cfg.train.batch_size
@@ -98,6 +103,8 @@ def _track(uri: str, args: argparse.Namespace, cfg, epochs: list[dict], metrics:
            meta: dict) -> None:
     """One MLflow run of this training: the config's dotted keys, the epochs, the test
     metrics and the files the run wrote (:mod:`hkmr.tracking`)."""
+    from ..tracking import RunRecord, Tracker
+
     files = [args.out / name for name in ("config.yaml", "metrics.json", "summary.md",
                                           "degrees.png")]
     tags = {"experiment": "hkmr train", "preset": args.config, "configuration": args.config,

@@ -57,6 +57,7 @@ def encoder_key(cfg: Config) -> str:
     """``<encoder>-<digest of the encoder run's settings>``: the shared encoder's folder."""
     values = to_dict(encoder_run_config(cfg))
     values.pop("eval")  # the test sets evaluated afterwards change nothing the encoder learns
+    values.pop("regime")  # always end to end (and keys made before the key existed stay)
     for section, key in _NOT_IN_KEY:
         values[section].pop(key)
     for (section, key), default in _KEYED_IF_SET.items():

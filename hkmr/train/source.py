@@ -20,7 +20,7 @@ from .shared_encoder import ensure_shared_encoder
 def ensure_data(cfg: Config, log=print, progress: bool = True) -> Path:
     """Make (once, cached) the data ``cfg`` trains on: the keypoint pool under
     ``model.encoder: keypoints``, else the rendered synthetic dataset; returns its folder."""
-    if cfg.model.encoder == "keypoints":
+    if cfg.regime == "keypoints":
         return ensure_pool(cfg.data, log=log)
     return ensure_synthetic(cfg.data, progress=progress)
 
@@ -38,8 +38,8 @@ def ensure_features(cfg: Config, root: str | Path | None = None, log=print,
 def prepare_source(cfg: Config, root: str | Path | None = None, log=print,
                    progress: bool = True) -> DataSource:
     """The :class:`~hkmr.data.source.DataSource` of ``cfg`` (see the module docstring)."""
-    if cfg.model.encoder == "keypoints":
+    if cfg.regime == "keypoints":
         return keypoint_source(cfg, root, log)
-    if cfg.model.freeze_encoder:
+    if cfg.regime == "frozen_features":
         return feature_source(cfg, ensure_features(cfg, root, log, progress))
     return image_source(cfg, progress=progress)

@@ -103,9 +103,9 @@ class Trainer:
                  hooks: TrainerHooks | None = None):
         self.cfg, self.out_dir, self.source = cfg, Path(out_dir), source
         self.hooks = hooks or TrainerHooks()
-        if source.frozen != cfg.model.freeze_encoder:
-            raise ValueError(f"model.freeze_encoder={cfg.model.freeze_encoder} but the data "
-                             f"source is {source.regime}; make it with prepare_source(cfg)")
+        if source.regime != cfg.regime:
+            raise ValueError(f"regime={cfg.regime} but the data source is {source.regime}; "
+                             "make it with prepare_source(cfg)")
         if cfg.train.threads:
             torch.set_num_threads(cfg.train.threads)
         seed_everything(cfg.seed)

@@ -1,0 +1,41 @@
+"""The one-command GPU check (benchmarks/gpu_check.py) in its CPU dry run, so its code keeps
+working where no GPU is lent: every section runs and lands in the JSON summary."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+SCRIPT = Path(__file__).parents[2] / "benchmarks" / "gpu_check.py"
+
+
+@pytest.mark.slow
+def test_gpu_check_dry_run_on_cpu_writes_every_figure(tmp_path):
+    done = subprocess.run([sys.executable, str(SCRIPT), "--device", "cpu", "--tiny", "--out",
+                           str(tmp_path)], capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stderr[-3000:]
+    summary = json.loads((tmp_path / "gpu_check.json").read_text())
+    latency = summary["regressor_ms"]
+    for name in ("HMR", "HKMR fast", "HKMR reference"):
+        assert latency[f"{name} | batch 1 | eager"] > 0
+        assert latency[f"{name} | batch 1 | cuda graphs"] == "needs CUDA"
+    assert latency["HMR | ratio to HMR | batch 1 | eager"] == 1.0
+    assert summary["end_to_end"]["HKMR fast / HMR"] > 0
+    epochs = summary["one_epoch"]
+    assert set(epochs) == {"amp=False", "amp=True"}
+    assert not any(row["amp_active"] for row in epochs.values())  # no AMP on a CPU
+    sweep = summary["sweep"]
+    assert sweep["errors"] == 0 and set(sweep["trials"]) == {"HKMR"}
+    assert all(t["P1_standard_mpjpe"] > 0 for t in sweep["trials"].values())
+
+
+def test_gpu_check_refuses_cuda_without_a_gpu(tmp_path):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    done = subprocess.run([sys.executable, str(SCRIPT), "--out", str(tmp_path)],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode != 0 and "no CUDA device here" in done.stderr

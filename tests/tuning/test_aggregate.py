@@ -1,0 +1,220 @@
+"""Aggregation and the iteration-count decision on constructed trial rows (no Ray)."""
+
+import math
+
+import pytest
+
+from tuning.analysis.aggregate import status_section
+from tuning.experiment.layouts import table_layout
+from tuning.stats.intervals import mean_ci
+
+
+def experiment_table(table: dict, rows: list[dict]) -> str:
+    """A table of an experiment file, as its typed layout renders it."""
+    return table_layout(table).render(rows)
+
+
+def test_mean_and_95_percent_ci_over_seeds():
+    mean, half, n = mean_ci([70.0, 72.0, 74.0])
+    assert (mean, n) == (72.0, 3)
+    # t(0.975, 2) = 4.303, sd = 2, sqrt(3) -> 4.97
+    assert half == pytest.approx(4.303 * 2 / math.sqrt(3), rel=1e-3)
+    assert mean_ci([5.0])[1] != mean_ci([5.0])[1]  # NaN: no interval from one seed
+    assert mean_ci([None, float("nan")])[2] == 0
+
+
+def _rows():
+    rows = []
+    for name, values in (("A", [80.0, 82.0]), ("B", [70.0, 71.0])):
+        for seed, v in enumerate(values):
+            rows.append({"configuration": name, "seed": seed, "status": "ok",
+                         "P1_standard_mpjpe": v, "P2_standard_mpjpe": v - 1,
+                         "P1_bar_mpjpe": v + 5, "P2_bar_mpjpe": v + 4})
+    rows.append({"trial_id": "t5", "configuration": "B", "seed": 2, "status": "failed",
+                 "P1_standard_mpjpe": None, "error": "non-finite loss at epoch 0 step 3"})
+    return rows
+
+
+def test_tables_in_the_papers_shape_skip_failed_trials_and_say_so():
+    rows = _rows()
+    text = experiment_table({"title": "T", "columns": ["A", "B"], "metric": "mpjpe"}, rows)
+    assert "| P1 | 81.00 ± 12.71 (n=2) | 70.50 ± 6.35 (n=2) |" in text
+    assert "| P2 |" in text
+    table1 = experiment_table({"title": "T1", "layout": "rows_are_configurations",
+                             "rows": ["A", "B"], "metric": "mpjpe"}, rows)
+    assert "Standard P1 | Standard P2 | Bar P1" in table1
+    assert "| A | 81.00 ± 12.71 (n=2) | 80.00 ± 12.71 (n=2) | 86.00" in table1
+    for r in rows[:4]:
+        r.update(invisible_mpjpe_2d_px=r["P1_standard_mpjpe"] / 10, invisible_pck=50.0)
+    table4 = experiment_table({"title": "T4", "layout": "invisible", "rows": ["B", "A"]}, rows)
+    assert "| | MPJPE (pixel) | PCK (%) |" in table4
+    assert "| B | 7.05 ± 0.64 (n=2) | 50.00 ± 0.00 (n=2) |" in table4
+    assert table4.index("| B |") < table4.index("| A |")
+    status = status_section(rows)
+    assert "1 failed" in status and "4 ok" in status and "non-finite loss" in status
+
+
+def test_an_occluded_joints_table_has_only_the_occluded_sets_and_its_own_power_line(tmp_path):
+    """Table 1's occluded-joint error (issue 14): no standard column, since nothing is occluded
+    there; its minimal detectable difference is that of its first set; an unknown set is a
+    ConfigError when the experiment is loaded."""
+    import yaml
+
+    from hkmr.config import ConfigError
+    from tuning.experiment.schema import load_experiment
+
+    rows = []
+    for seed in range(3):
+        for name, value in (("Ref", 200.0), ("X", 190.0)):
+            rows.append({"configuration": name, "seed": seed, "status": "ok",
+                         "P1_bar_occluded_mpjpe": value + seed * (name == "X"),
+                         "P2_bar_occluded_mpjpe": value})
+    spec = {"title": "Occluded", "layout": "rows_are_configurations", "rows": ["X", "Ref"],
+            "metric": "occluded_mpjpe", "occlusions": ["bar"], "reference": "Ref"}
+    text = experiment_table(spec, rows)
+    assert "| | Bar P1 | Bar P2 |" in text and "Standard" not in text
+    assert "| X | 191.00 ± 2.48 (n=3) | 190.00 ± 0.00 (n=3) |" in text
+    assert "| X − Ref | -9.00 ± 2.48 (n=3)" in text
+    assert "Minimal detectable paired difference, bar test set" in text
+    assert "(paired SD 1.00 mm, n=3)" in text
+    bad = {"name": "b", "title": "B", "configurations": {"a": {}},
+           "tables": [{"title": "O", "layout": "rows_are_configurations", "rows": ["a"],
+                       "metric": "occluded_mpjpe", "occlusions": ["bar", "cube"]}],
+           "presets": {"smoke": {"config": "smoke", "seeds": 1}}}
+    (tmp_path / "b.yaml").write_text(yaml.safe_dump(bad))
+    with pytest.raises(ConfigError, match=r"b.yaml: table 'O': unknown occlusions \['cube'\]"):
+        load_experiment(tmp_path / "b.yaml")
+
+
+def test_candidates_rank_finished_trials_then_early_stopped_ones_by_validation():
+    import json
+
+    import pyarrow as pa
+
+    from tuning.procedures.choose_iterations import _candidates
+
+    def row(t, p, status, test=None, val=None):
+        return {"status": status, "P1_standard_mpjpe": test, "val_mpjpe": val,
+                "search": json.dumps({"model.outer_iters": t, "model.inner_iters": p})}
+
+    # (3, 4) has the better test MPJPE, (2, 4) the better validation one: validation decides
+    table = pa.Table.from_pylist([row(3, 4, "ok", 70.0, 80.0), row(2, 4, "ok", 75.0, 79.0),
+                                  row(1, 2, "stopped", None, 90.0),
+                                  row(4, 6, "stopped", None, 85.0),
+                                  row(4, 2, "error", None, None)])
+    assert _candidates(table, 3) == [(2, 4), (3, 4), (4, 6)]
+
+
+def test_paired_differences_cancel_the_seed_effect_and_skip_unpaired_seeds():
+    rows = []
+    for seed, shift in enumerate((0.0, 12.0, -9.0, 30.0)):  # a large common effect of the seed
+        for name, value in (("Ref", 100.0), ("X", 98.0)):
+            if name == "Ref" and seed == 3:
+                continue  # seed 3 of the reference did not finish: X's seed 3 is unpaired
+            rows.append({"configuration": name, "seed": seed, "status": "ok",
+                         "P1_standard_mpjpe": value + shift + 0.1 * seed,
+                         "P2_standard_mpjpe": value + shift})
+    spec = {"title": "T", "columns": ["X", "Ref"], "metric": "mpjpe", "reference": "Ref"}
+    text = experiment_table(spec, rows)
+    # unpaired, the seed effect swamps the 2 mm difference ...
+    assert "| P1 | 106.40 ± 26.94 (n=4) | 101.10 ± 26.07 (n=3) |" in text
+    # ... paired, it is exact: -2 on every paired seed
+    assert "Paired difference to **Ref**" in text
+    assert "| | X |" in text and "| P1 | -2.00 ± 0.00 (n=3) p<0.001 * |" in text
+    assert "| P2 | -2.00 ± 0.00 (n=3) p<0.001 * |" in text
+    assert "Holm-adjusted over the 2 comparisons" in text
+    rows_layout = experiment_table({"title": "T1", "layout": "rows_are_configurations",
+                                  "rows": ["X", "Ref"], "metric": "mpjpe", "reference": "Ref"},
+                                 rows)
+    assert ("| X − Ref | -2.00 ± 0.00 (n=3) p<0.001 * | -2.00 ± 0.00 (n=3) p<0.001 * | — |"
+            in rows_layout)
+    noisy = [dict(r) for r in rows]
+    for r, noise in zip((r for r in noisy if r["configuration"] == "X"), (3.0, -4.0, 2.5, 0.0)):
+        r["P1_standard_mpjpe"] += noise
+    assert "* |" not in experiment_table(spec, noisy).split("| P1 |")[-1].splitlines()[0]
+
+
+def test_report_rerenders_a_results_folder_from_its_parquet_without_ray(tmp_path):
+    import shutil
+    from pathlib import Path
+
+    import ray
+
+    from tuning.run.report import report_sweep
+
+    source = Path(__file__).parents[2] / "results" / "table2" / "cpu_frozen"
+    shutil.copytree(source, tmp_path / "t2")
+    (tmp_path / "t2" / "tables.md").write_text("stale")
+    out = report_sweep(tmp_path / "t2")
+    text = (out / "tables.md").read_text()
+    assert out == tmp_path / "t2" and not ray.is_initialized()
+    assert "made by `hkmr sweep table2 --preset cpu_frozen`" in text  # the sweep's, kept
+    assert "Paired difference to **Full model**" in text and "Trials: 12 ok" in text
+    (tmp_path / "bare").mkdir()
+    shutil.copy(source / "trials.parquet", tmp_path / "bare")
+    import pyarrow.parquet as pq
+
+    pq.write_table(pq.read_table(tmp_path / "bare" / "trials.parquet")
+                   .replace_schema_metadata(None), tmp_path / "bare" / "trials.parquet")
+    with pytest.raises(ValueError, match="no 'hkmr_sweep' schema metadata"):
+        report_sweep(tmp_path / "bare")
+
+
+def test_every_committed_results_table_rerenders_byte_identically(tmp_path):
+    """Each committed tables.md is what `hkmr report` makes of its trials.parquet today (a
+    change to the table code that moves a number or a word shows here)."""
+    import shutil
+    from pathlib import Path
+
+    from tuning.run.report import rerender_results
+
+    results = Path(__file__).parents[2] / "results"
+    folders = sorted(p.parent for p in results.rglob("trials.parquet"))
+    assert len(folders) >= 10
+    for i, folder in enumerate(folders):
+        # keep the folder's place under a results root (older files name their experiment
+        # file by its path under results/)
+        copy = tmp_path / "results" / folder.relative_to(results)
+        shutil.copytree(folder, copy)
+        for sibling in folder.parents[1].rglob("confirm_experiment.yaml"):
+            target = tmp_path / "results" / sibling.relative_to(results)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy(sibling, target)
+        rerender_results(copy)
+        assert (copy / "tables.md").read_text() == (folder / "tables.md").read_text(), folder
+
+
+def test_results_of_an_older_hkmr_read_in_todays_vocabulary():
+    import pyarrow as pa
+
+    from tuning.analysis.aggregate import trials_section, upgrade_trials
+
+    old = pa.table({"configuration": ["a", "b"], "seed": [0, 0], "status": ["ok", "ok"],
+                    "protocol": ["frozen features", "end to end"]})
+    rows = upgrade_trials(old).to_pylist()
+    assert [r["regime"] for r in rows] == ["frozen_features", "end_to_end"]
+    assert "| a | 0 | ok | frozen_features |" in trials_section(rows)
+
+
+def test_a_results_folder_takes_the_shipped_layout_only_for_the_configurations_it_ran():
+    """Table 1's occluded-joints table was added after results/table1/cpu_keypoints ran: the
+    folder renders it from its trials; a recorded experiment whose configurations differ from
+    the shipped one keeps its own tables; a table no trial measured says so."""
+    from pathlib import Path
+
+    import yaml
+
+    from tuning.run.report import read_recorded, recorded_experiment
+
+    folder = Path(__file__).parents[2] / "results" / "table1" / "cpu_keypoints"
+    info = read_recorded(folder)[1]
+    assert "occluded_mpjpe" not in info["experiment_yaml"]
+    titles = [t.title for t in recorded_experiment(info, folder).tables]
+    assert titles[-1] == "MPJPE of the occluded joints (mm)"
+    other = yaml.safe_load(info["experiment_yaml"])
+    other["configurations"]["HMR"] = {"model.regressor": "hmr", "model.embed_dim": 8}
+    changed = dict(info, experiment_yaml=yaml.safe_dump(other))
+    assert [t.title for t in recorded_experiment(changed, folder).tables] == titles[:-1]
+    spec = {"title": "Occ", "layout": "rows_are_configurations", "rows": ["A"],
+            "metric": "occluded_mpjpe", "occlusions": ["bar"]}
+    assert "No trial here recorded `occluded_mpjpe`" in experiment_table(spec, _rows())

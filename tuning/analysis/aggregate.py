@@ -1,0 +1,182 @@
+"""Aggregation: every trial of a sweep into one Arrow table, then the paper's tables and plots.
+
+``trials.parquet`` holds one row per trial: configuration, seed, status (``ok``, ``stopped``
+by the early-stopping scheduler, ``failed`` with a non-finite loss, ``error`` when the trial
+crashed past its retries), the error, the per-epoch metrics and the final metrics.
+``tables.md`` lays the final metrics out as the paper's Tables 1-4 with mean ± 95 %
+confidence interval over seeds (Student's t) and the number of seeds. A table with a
+``reference`` configuration also gets its **paired differences**: per seed, configuration minus
+reference (trials of one seed share the data order, the flips and, under the frozen-encoder
+protocol, the encoder, so most seed-to-seed variation cancels), with the t interval of the
+mean difference, Holm-adjusted p-values within the table, the bound that excludes larger
+effects and the minimal detectable difference (each table's layout,
+:mod:`tuning.experiment.layouts`). PNG plots show MPJPE
+against iterations (Table 3) and against the degree of occlusion (Fig. 6). Every file records
+the command, preset, seeds, git revision and date that made it.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from hkmr.eval.results import format_value as fmt
+from hkmr.eval.results import markdown_table
+from hkmr.io import atomic_path
+
+from ..experiment.schema import Experiment
+from ..experiment.trial_spec import SEED, configuration_label, search_values
+from ..stats.intervals import cell
+from .image_errors import save_images
+from .plots import plot_degrees, plot_iterations
+from .power_statement import extension_statement, power_statement
+from .queryable import with_search_columns, write_epochs
+
+_SKIP = {"config", "trial_id", "date", "hostname", "node_ip", "pid", "experiment_tag",
+         "checkpoint_dir_name", "checkpoint_path", "done", "should_checkpoint"}
+#: the trial table's "protocol" column of results written before the training regime had
+#: its own name
+_OLD_REGIME = {"frozen features": "frozen_features", "end to end": "end_to_end"}
+
+
+def upgrade_trials(table: pa.Table) -> pa.Table:
+    """A trials table of an older hkmr in today's vocabulary (``protocol`` -> ``regime``)."""
+    names = table.column_names
+    if "protocol" not in names or "regime" in names:
+        return table
+    values = [_OLD_REGIME.get(v, v) for v in table.column("protocol").to_pylist()]
+    i = names.index("protocol")
+    return table.set_column(i, "regime", pa.array(values, pa.string()))
+
+
+def _status(result, metrics: dict) -> str:
+    if result.error is not None:
+        return "error"
+    if metrics.get("failed"):
+        return "failed"
+    if metrics.get("final"):
+        return "ok"
+    return "stopped"
+
+
+def trials_table(grid, exp: Experiment) -> pa.Table:
+    """One row per trial of a ResultGrid."""
+    rows = []
+    for result in grid:
+        config = result.config or {}
+        metrics = dict(result.metrics or {})
+        frame = result.metrics_dataframe
+        epochs = []
+        if frame is not None and "epoch" in frame:
+            per_epoch = frame[frame["epoch"] > 0]  # the last epoch's row is the final one
+            cols = [c for c in per_epoch.columns if c.startswith(("val_", "train_"))
+                    or c in ("epoch", "images_seen", "images_per_second")]
+            epochs = json.loads(per_epoch[cols].to_json(orient="records"))
+        row = {"trial_id": metrics.get("trial_id") or Path(result.path).name,
+               "configuration": configuration_label(config, exp), "seed": config.get(SEED, 0),
+               "status": _status(result, metrics),
+               "error": str(result.error) if result.error is not None else metrics.get("error"),
+               "search": json.dumps(search_values(config, exp)),
+               "epochs_json": json.dumps(epochs), "node_id": metrics.get("node_id"),
+               "regime": metrics.get("regime"), "encoder_hash": metrics.get("encoder_hash")}
+        row.update({k: float(v) for k, v in metrics.items()
+                    if k not in _SKIP and isinstance(v, (int, float)) and not isinstance(v, bool)})
+        rows.append(row)
+    return pa.Table.from_pylist(rows)
+
+
+def status_section(rows: list[dict]) -> str:
+    counts: dict[str, int] = {}
+    for r in rows:
+        counts[r["status"]] = counts.get(r["status"], 0) + 1
+    text = "Trials: " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())) + "\n"
+    bad = [r for r in rows if r["status"] in ("failed", "error")]
+    if bad:
+        body = []
+        for r in bad:
+            error = (r.get("error") or "").replace("|", "/").splitlines()
+            body.append([r["trial_id"], r["configuration"], str(r["seed"]), r["status"],
+                         error[0][:160] if error else ""])
+        text += "\n" + markdown_table(["trial", "configuration", "seed", "status", "error"], body)
+    return text
+
+
+def search_table(rows: list[dict]) -> str:
+    """Search experiments: every sampled configuration, best first."""
+    names = sorted({r["configuration"] for r in rows})
+    keys = ("P1_standard_mpjpe", "P2_standard_mpjpe", "P1_standard_pa_mpjpe")
+    cells = {n: [cell(rows, n, k) for k in keys] for n in names}
+    names.sort(key=lambda n: (math.isnan(cells[n][0][0]), cells[n][0][0]))
+    body = [[n] + [fmt(c) for c in cells[n]]
+            + [", ".join(sorted(r["status"] for r in rows if r["configuration"] == n))]
+            for n in names]
+    return "### Sampled configurations, best first\n\n" + markdown_table(
+                   ["configuration", "P1 MPJPE", "P2 MPJPE", "P1 PA-MPJPE",
+                    "trials (statuses)"], body)
+
+
+def trials_section(rows: list[dict]) -> str:
+    """What each trial had: regime, epochs, steps, images seen and throughput."""
+    def num(r, key, digits=0):
+        v = r.get(key)
+        return "—" if v is None or not math.isfinite(v) else f"{v:.{digits}f}"
+
+    body = [[r["configuration"], str(r["seed"]), r["status"], r.get("regime") or "end_to_end",
+             num(r, "epoch"), num(r, "step"), num(r, "images_seen"),
+             num(r, "images_per_second", 1), num(r, "trial_work_seconds", 1),
+             num(r, "val_mpjpe", 1), num(r, "val_pa_mpjpe", 1)]
+            for r in sorted(rows, key=lambda r: (r["configuration"], r["seed"]))]
+    return "### Trials\n\n" + markdown_table(
+                   ["configuration", "seed", "status", "regime", "epochs", "steps",
+                    "images seen", "images/s", "work (s)", "val MPJPE", "val PA-MPJPE"], body)
+
+
+def header(exp: Experiment, preset: str, info: dict[str, Any]) -> str:
+    return (f"# {exp.title}\n\nExperiment `{exp.name}`, preset `{preset}`, seeds "
+            f"{info.get('seeds', '?')}; made by `{info.get('command') or 'hkmr sweep'}` at git "
+            f"revision `{info.get('git_revision')}` on {info.get('date')}. Cells: mean ± 95 % "
+            f"CI over seeds (n seeds); test split of the synthetic benchmark, mm.\n\n"
+            + "".join(extension_statement(record) for record in info.get("extensions", []))
+            + (power_statement(info["power"]) if info.get("power") else ""))
+
+
+def aggregate_grid(grid, exp: Experiment, preset: str, out_dir: str | Path,
+                   sweep_info: dict | None = None) -> Path:
+    """Write trials.parquet, epochs.parquet (:mod:`tuning.analysis.queryable`), images.parquet
+    (:mod:`tuning.analysis.image_errors`), tables.md and plots for a ResultGrid into ``out_dir``."""
+    trials = trials_table(grid, exp)
+    out = write_results(trials, exp, preset, out_dir, sweep_info or {})
+    save_images(grid, trials, out)
+    return out
+
+
+def write_results(table: pa.Table, exp: Experiment, preset: str, out_dir: str | Path,
+                  info: dict) -> Path:
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    table = with_search_columns(table)
+    write_epochs(table, out_dir)
+    with atomic_path(out_dir / "trials.parquet") as tmp:
+        pq.write_table(table.replace_schema_metadata(
+            {"hkmr_sweep": json.dumps(info, default=str)}), tmp)
+    rows = table.to_pylist()
+    text = header(exp, preset, info) + status_section(rows) + "\n"
+    for layout in exp.tables:
+        text += layout.render(rows) + "\n"
+        if layout.plot_axis():
+            png = plot_iterations(layout, rows, out_dir)
+            text += f"![{layout.plot_axis()}]({png.name})\n\n"
+    if exp.is_search:
+        text += search_table(rows) + "\n"
+    if "degrees" in exp.plots:
+        png = plot_degrees(exp, rows, out_dir)
+        text += f"![degree of occlusion]({png.name})\n\n"
+    text += trials_section(rows)
+    with atomic_path(out_dir / "tables.md") as tmp:
+        tmp.write_text(text)
+    return out_dir

@@ -1,0 +1,1 @@
+"""What a sweep is: the experiment schema, presets, table layouts and the trial specification."""

@@ -1,0 +1,316 @@
+"""Typed table layouts: how an experiment's ``tables:`` lay the aggregated metrics out.
+
+One class per layout, registered by its ``layout:`` name. A layout knows the configurations it
+shows, the metric keys its cells read, how it renders (mean ± 95 % CI over seeds,
+:mod:`tuning.stats.intervals`) and its **paired section**: per seed, configuration minus the
+table's ``reference`` (:mod:`tuning.stats.paired`), with
+
+* the mean and two-sided 95 % interval of the difference (paired t),
+* its p-value, Holm-adjusted over every comparison of the table (one table = one metric),
+  and ``*`` where the adjusted p < 0.05,
+* for an unresolved difference, the bound its interval sets ("excludes > X": differences
+  beyond ±X mm are excluded), so "no significant difference" reads as what it is,
+* under the table, the minimal detectable paired difference at 80 % power of the table's
+  first test set at P1 and P2, from the paired spread pooled over the table's comparisons.
+
+The layouts:
+
+* ``columns`` (the default; Tables 2-3): configurations as columns (a list, or a mapping of
+  column label -> configuration), P1 and P2 of the standard test set as rows; ``plot:`` draws
+  the columns against their labels (Table 3's iterations).
+* ``rows_are_configurations`` (Table 1): configurations as rows, each of the table's
+  ``occlusions`` (default: the standard set and every occluder) at P1 and P2 as columns.
+* ``invisible`` (Table 4, right): the self-occluded joints' 2D error and PCK; no reference.
+
+A new layout is one subclass of :class:`TableLayout` decorated with :func:`register`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from hkmr.config import ConfigError
+from hkmr.eval.results import format_value as fmt
+from hkmr.eval.results import markdown_table
+from hkmr.eval.suites import COLUMNS as OCCLUSIONS
+
+from ..stats.intervals import cell
+from ..stats.paired import ALPHA, POWER, Paired, differences, format_p, holm, mde, paired, pooled_sd
+
+PROTOCOLS = ("P1", "P2")
+_DASH = "—"
+LAYOUTS: dict[str, type[TableLayout]] = {}
+
+
+def register(cls: type[TableLayout]) -> type[TableLayout]:
+    LAYOUTS[cls.layout] = cls
+    return cls
+
+
+def format_paired(test: Paired, p_holm: float, digits: int = 2) -> str:
+    """``-2.00 ± 0.40 (n=3) p=0.004 *`` or ``+0.07 ± 1.22 (n=3) p=1.000; excludes > 1.29``
+    (no ``|``: the text stands in a Markdown table cell)."""
+    if test.n == 0 or not math.isfinite(test.mean):
+        return _DASH
+    if test.n < 2:
+        return f"{test.mean:+.{digits}f} (n=1)"
+    text = f"{test.mean:+.{digits}f} ± {test.half:.{digits}f} (n={test.n}) {format_p(p_holm)}"
+    if p_holm < ALPHA:
+        return text + " *"
+    return text + f"; excludes > {test.excluded_above:.{digits}f}"
+
+
+@dataclass
+class TableLayout:
+    """A table of an experiment file. Subclasses set :attr:`layout` and implement
+    :meth:`configurations`, :meth:`keys`, :meth:`cells` and, with a reference,
+    :meth:`comparisons`."""
+
+    title: str = ""
+    metric: str = "mpjpe"
+    reference: str | None = None
+    layout: ClassVar[str] = ""
+    has_reference: ClassVar[bool] = True  # whether the layout takes the experiment's reference
+
+    # --- what the layout shows -------------------------------------------------------------
+    def configurations(self) -> list[str]:
+        raise NotImplementedError
+
+    def keys(self) -> list[str]:
+        """The metric keys its cells read (a folder without any renders a note instead)."""
+        raise NotImplementedError
+
+    def cells(self, rows: list[dict]) -> tuple[list[str], list[list[str]]]:
+        """(header, body) of the mean ± CI table."""
+        raise NotImplementedError
+
+    def test_sets(self) -> tuple[str, ...]:
+        return ("standard",)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The table as an experiment file writes it."""
+        values = {k: list(v) if isinstance(v, tuple) else v
+                  for k, v in dataclasses.asdict(self).items() if v is not None}
+        return {"layout": self.layout, **values}
+
+    def plot_axis(self) -> str | None:
+        """The x-axis of the plot of this table (:func:`tuning.analysis.plots.plot_iterations`),
+        or None for a table without one."""
+        return None
+
+    def keeping(self, names: list[str]) -> TableLayout:
+        """This layout with only the configurations in ``names`` (in its own order)."""
+        raise NotImplementedError
+
+    def ran_only(self, rows: list[dict]) -> TableLayout:
+        """Without the configurations no trial ran (a folder made before its experiment gained
+        a column, e.g. Table 2's "No chain hierarchy", renders as it was made)."""
+        ran = {r["configuration"] for r in rows}
+        return self.keeping([name for name in self.configurations() if name in ran])
+
+    # --- the paired section ------------------------------------------------------------------
+    def comparisons(self) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+        """(label, id) of the section's rows and of its columns; :meth:`compared` maps a
+        (row id, column id) to the (configuration, metric key) it compares."""
+        raise NotImplementedError
+
+    def compared(self, row: str, col: str) -> tuple[str, str]:
+        raise NotImplementedError
+
+    def tests(self, rows: list[dict]) -> dict[tuple[str, str], tuple[Paired, float]]:
+        """Every comparison of the paired section, keyed by (row id, column id): its paired
+        test and Holm-adjusted p-value (the family: this table)."""
+        lines, cols = self.comparisons()
+        tests = {}
+        for _, a in lines:
+            for _, b in cols:
+                name, key = self.compared(a, b)
+                tests[a, b] = paired(differences(rows, name, self.reference, key))
+        return dict(zip(tests, zip(tests.values(), holm([t.p for t in tests.values()]))))
+
+    def paired_section(self, rows: list[dict]) -> str:
+        """The paired differences to :attr:`reference` in this layout."""
+        ref = self.reference
+        lines, cols = self.comparisons()
+        results = self.tests(rows)
+        family = sum(1 for _, p in results.values() if math.isfinite(p))
+        body = [[label] + [format_paired(*results[a, b]) for _, b in cols] for label, a in lines]
+        tested = (f"p: two-sided paired t-test, Holm-adjusted over the {family} comparisons of "
+                  f"this table; * = adjusted p < 0.05; excludes > X: the interval rules out "
+                  f"differences larger than X mm either way" if family else
+                  "one seed: no interval, no test")
+        title = [f"Paired difference to **{ref}** (same seed; mean ± 95 % CI; negative = lower "
+                 f"than {ref}; {tested}):", ""]
+        text = "\n".join(title) + "\n" + markdown_table([""] + [h for h, _ in cols], body)
+        return text + "\n" + self.power_line(rows) + "\n"
+
+    def power_line(self, rows: list[dict]) -> str:
+        """The minimal detectable paired difference at P1 and P2 on the table's first test
+        set (the standard one, unless the table has none)."""
+        names = [n for n in self.configurations() if n != self.reference]
+        occlusion = self.test_sets()[0]
+        parts = []
+        for protocol in PROTOCOLS:
+            key = f"{protocol}_{occlusion}_{self.metric}"
+            sd, n = pooled_sd([differences(rows, name, self.reference, key) for name in names])
+            value = mde(sd, n)
+            parts.append(f"{protocol} {value:.2f} mm (paired SD {sd:.2f} mm, n={n})"
+                         if math.isfinite(value) else f"{protocol} — (n={n})")
+        return (f"Minimal detectable paired difference, {occlusion} test set ({POWER:.0%} "
+                f"power, two-sided {ALPHA:.0%}, exact noncentral t, one comparison; paired SD "
+                f"pooled over this table's comparisons): " + "; ".join(parts) + ".")
+
+    # --- rendering -----------------------------------------------------------------------
+    def render(self, rows: list[dict]) -> str:
+        """The table over the trial rows, with its paired section when it has a reference."""
+        table = self.ran_only(rows)
+        title = [f"### {table.title or table.metric}", ""]
+        if not any(key in r for key in table.keys() for r in rows):
+            return "\n".join(title) + (f"\nNo trial here recorded `{table.metric}` (a folder "
+                                       f"made before that metric, or a name no suite writes).\n")
+        header, body = table.cells(rows)
+        text = "\n".join(title) + "\n" + markdown_table(header, body)
+        if table.reference and table.has_reference:
+            text += "\n" + table.paired_section(rows)
+        return text
+
+
+@register
+@dataclass
+class ColumnsTable(TableLayout):
+    """Configurations as columns, P1 and P2 of the standard test set as rows (Tables 2-3)."""
+
+    columns: list[tuple[str, str]] = field(default_factory=list)  # (label, configuration)
+    plot: str | None = None  # x-axis label: plot the columns against their labels
+    layout: ClassVar[str] = "columns"
+
+    def __post_init__(self):
+        cols = self.columns
+        self.columns = list(cols.items()) if isinstance(cols, dict) else \
+            [tuple(c) if isinstance(c, (list, tuple)) else (c, c) for c in cols]
+
+    def configurations(self) -> list[str]:
+        return [name for _, name in self.columns]
+
+    def plot_axis(self) -> str | None:
+        return self.plot
+
+    def to_dict(self) -> dict[str, Any]:
+        out = super().to_dict()
+        same = all(label == name for label, name in self.columns)
+        out["columns"] = [name for _, name in self.columns] if same else dict(self.columns)
+        return out
+
+    def keys(self) -> list[str]:
+        return [f"{p}_standard_{self.metric}" for p in PROTOCOLS]
+
+    def cells(self, rows):
+        body = [[protocol] + [fmt(cell(rows, name, f"{protocol}_standard_{self.metric}"))
+                              for _, name in self.columns] for protocol in PROTOCOLS]
+        return [""] + [label for label, _ in self.columns], body
+
+    def keeping(self, names):
+        return dataclasses.replace(self, columns=[c for c in self.columns if c[1] in names])
+
+    def comparisons(self):
+        names = [(label, name) for label, name in self.columns if name != self.reference]
+        return [(p, f"{p}_standard_{self.metric}") for p in PROTOCOLS], names
+
+    def compared(self, row, col):
+        return col, row
+
+
+@register
+@dataclass
+class RowsTable(TableLayout):
+    """Configurations as rows, each test set at P1 and P2 as columns (Table 1). Occluded-joint
+    metrics have no standard column: ``occlusions: [bar, circle, rectangle]``."""
+
+    rows: list[str] = field(default_factory=list)
+    occlusions: tuple[str, ...] = OCCLUSIONS
+    layout: ClassVar[str] = "rows_are_configurations"
+
+    def __post_init__(self):
+        self.occlusions = tuple(self.occlusions)
+        unknown = sorted(set(self.occlusions) - set(OCCLUSIONS))
+        if unknown:
+            raise ConfigError(f"table '{self.title}': unknown occlusions {unknown}; known: "
+                              f"{list(OCCLUSIONS)}")
+
+    def configurations(self):
+        return list(self.rows)
+
+    def test_sets(self):
+        return self.occlusions
+
+    def columns(self) -> list[tuple[str, str]]:
+        """(label, key) of each test set at P1 and P2."""
+        return [(f"{occ.capitalize()} {p}", f"{p}_{occ}_{self.metric}")
+                for occ in self.occlusions for p in PROTOCOLS]
+
+    def keys(self):
+        return [key for _, key in self.columns()]
+
+    def cells(self, rows):
+        cols = self.columns()
+        body = [[name] + [fmt(cell(rows, name, key)) for _, key in cols] for name in self.rows]
+        return [""] + [label for label, _ in cols], body
+
+    def keeping(self, names):
+        return dataclasses.replace(self, rows=[n for n in self.rows if n in names])
+
+    def comparisons(self):
+        names = [(f"{name} − {self.reference}", name) for name in self.rows
+                 if name != self.reference]
+        return names, self.columns()
+
+    def compared(self, row, col):
+        return row, col
+
+
+@register
+@dataclass
+class InvisibleTable(TableLayout):
+    """The self-occluded joints' 2D error (pixel) and PCK (%) per configuration (Table 4)."""
+
+    rows: list[str] = field(default_factory=list)
+    layout: ClassVar[str] = "invisible"
+    has_reference: ClassVar[bool] = False
+
+    def configurations(self):
+        return list(self.rows)
+
+    def keys(self):
+        return ["invisible_mpjpe_2d_px", "invisible_pck"]
+
+    def cells(self, rows):
+        body = [[name] + [fmt(cell(rows, name, key)) for key in self.keys()]
+                for name in self.rows]
+        return ["", "MPJPE (pixel)", "PCK (%)"], body
+
+    def keeping(self, names):
+        return dataclasses.replace(self, rows=[n for n in self.rows if n in names])
+
+
+def table_layout(raw: dict[str, Any] | TableLayout, reference: str | None = None) -> TableLayout:
+    """A table of an experiment file as its layout class; ``reference``: the experiment's,
+    the default of a layout that takes one."""
+    if isinstance(raw, TableLayout):
+        return raw
+    values = dict(raw)
+    name = values.pop("layout", "columns")
+    if name not in LAYOUTS:
+        raise ConfigError(f"table '{raw.get('title')}': unknown layout {name!r}; known: "
+                          f"{', '.join(LAYOUTS)}")
+    cls = LAYOUTS[name]
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ConfigError(f"table '{raw.get('title')}' ({name}): unknown keys {unknown}; "
+                          f"known: {sorted(known)}")
+    if cls.has_reference and reference and "reference" not in values:
+        values["reference"] = reference
+    return cls(**values)

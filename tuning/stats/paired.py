@@ -1,0 +1,156 @@
+"""Paired statistics behind every table and decision: per-seed differences to a reference,
+Student-t intervals and tests on them (``scipy.stats.ttest_1samp``), Holm's step-down
+adjustment within a family of comparisons (Holm 1979), the minimal detectable paired
+difference at a given power, and one-sided non-inferiority tests against a margin.
+
+Trials of one seed share the data order, the flips and, in the frozen-features regime, the
+encoder, so the seed's common effect cancels in ``configuration - reference`` of that seed;
+the tests here are one-sample t-tests on those differences (the paired t-test).
+
+The minimal detectable difference (MDE) is the exact one of the two-sided paired t-test: the
+true mean difference Δ at which a test at level α rejects with probability ``power``, where the
+statistic follows the noncentral t with n - 1 degrees of freedom and noncentrality
+Δ·√n / sd (``scipy.stats.nct``), solved for Δ with ``scipy.optimize.brentq``. It uses only the
+observed spread (sd of the differences), never their mean, so sizing a sweep by it keeps the
+tests' error rates valid.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import optimize, stats
+
+ALPHA, POWER = 0.05, 0.8
+
+
+@dataclass(frozen=True)
+class Paired:
+    """A mean paired difference with its two-sided 95 % interval and p-value (H0: Δ = 0)."""
+
+    mean: float
+    low: float
+    high: float
+    n: int
+    p: float
+    sd: float
+
+    @property
+    def half(self) -> float:
+        return (self.high - self.low) / 2
+
+    @property
+    def excluded_above(self) -> float:
+        """The interval excludes true differences larger than this in magnitude."""
+        return max(abs(self.low), abs(self.high))
+
+
+def finite(values) -> np.ndarray:
+    return np.asarray([v for v in values if v is not None and math.isfinite(v)], float)
+
+
+def differences(rows: list[dict], configuration: str, reference: str, key: str) -> np.ndarray:
+    """Per-seed ``configuration - reference`` of ``key`` over the seeds both finished
+    (``rows``: trial rows with ``configuration``, ``seed``, ``status`` and the metric)."""
+    ref = {r["seed"]: r.get(key) for r in rows
+           if r["configuration"] == reference and r["status"] == "ok"}
+    return finite([r[key] - ref[r["seed"]] for r in rows
+                   if r["configuration"] == configuration and r["status"] == "ok"
+                   and r.get(key) is not None and ref.get(r["seed"]) is not None])
+
+
+def format_p(p: float) -> str:
+    return "p<0.001" if p < 0.001 else f"p={p:.3f}"
+
+
+def paired(differences) -> Paired:
+    """The paired t-test and 95 % interval of per-seed differences (NaN below 2 seeds)."""
+    d = finite(differences)
+    n = len(d)
+    if n < 2:
+        mean = float(d[0]) if n else math.nan
+        return Paired(mean, math.nan, math.nan, n, math.nan, math.nan)
+    sd = float(d.std(ddof=1))
+    if sd == 0:  # every seed agrees exactly: the interval is the point
+        return Paired(float(d.mean()), float(d.mean()), float(d.mean()), n,
+                      0.0 if d.mean() != 0 else 1.0, 0.0)
+    test = stats.ttest_1samp(d, 0.0)
+    ci = test.confidence_interval(1 - ALPHA)
+    return Paired(float(d.mean()), float(ci.low), float(ci.high), n, float(test.pvalue), sd)
+
+
+def holm(pvalues) -> list[float]:
+    """Holm's step-down adjusted p-values (NaN entries are not tested and stay NaN):
+    the i-th smallest of m p-values becomes max over j <= i of (m - j + 1)·p_(j), capped
+    at 1. Rejecting where the adjusted p < α keeps the family-wise error rate at α."""
+    p = np.asarray(pvalues, float)
+    out = np.full(p.shape, math.nan)
+    tested = np.flatnonzero(np.isfinite(p))
+    m = len(tested)
+    if m == 0:
+        return out.tolist()
+    order = tested[np.argsort(p[tested], kind="stable")]
+    scaled = np.minimum(1.0, (m - np.arange(m)) * p[order])
+    out[order] = np.maximum.accumulate(scaled)
+    return out.tolist()
+
+
+def power(delta: float, sd: float, n: int, alpha: float = ALPHA) -> float:
+    """Power of the two-sided paired t-test at level ``alpha`` for a true difference delta."""
+    df, nc = n - 1, delta * math.sqrt(n) / sd
+    crit = stats.t.ppf(1 - alpha / 2, df)
+    lower = stats.nct.cdf(-crit, df, nc)  # NaN where it underflows (large nc, df = 1)
+    return float(stats.nct.sf(crit, df, nc) + (lower if math.isfinite(lower) else 0.0))
+
+
+def mde(sd: float, n: int, alpha: float = ALPHA, target: float = POWER) -> float:
+    """The smallest true paired difference detected with probability ``target`` by the
+    two-sided paired t-test at level ``alpha`` with n seeds and paired spread sd (mm);
+    NaN below 2 seeds."""
+    if n < 2 or not math.isfinite(sd):
+        return math.nan
+    if sd == 0:  # no spread: any difference shows
+        return 0.0
+    upper = sd
+    while power(upper, sd, n, alpha) < target:
+        upper *= 2
+    return float(optimize.brentq(lambda x: power(x, sd, n, alpha) - target, 0.0, upper,
+                                 xtol=1e-6))
+
+
+def pooled_sd(groups: list[np.ndarray]) -> tuple[float, int]:
+    """The paired spread pooled over comparisons (root of the df-weighted mean variance)
+    and the smallest number of seeds among them."""
+    usable = [g for g in groups if len(g) >= 2]
+    if not usable:
+        return math.nan, max((len(g) for g in groups), default=0)
+    df = sum(len(g) - 1 for g in usable)
+    var = sum((len(g) - 1) * g.var(ddof=1) for g in usable) / df
+    return float(math.sqrt(var)), min(len(g) for g in usable)
+
+
+@dataclass(frozen=True)
+class NonInferior:
+    """One-sided test that a candidate is worse than the best by less than ``margin``:
+    H0: Δ >= margin against H1: Δ < margin, Δ = candidate - best per seed."""
+
+    mean: float
+    upper: float  # upper bound of the one-sided 95 % interval of Δ
+    n: int
+    p: float
+    margin: float
+
+
+def noninferior(differences, margin: float) -> NonInferior:
+    d = finite(differences)
+    n = len(d)
+    if n < 2:
+        return NonInferior(float(d.mean()) if n else math.nan, math.nan, n, math.nan, margin)
+    if d.std(ddof=1) == 0:
+        return NonInferior(float(d.mean()), float(d.mean()), n,
+                           0.0 if d.mean() < margin else 1.0, margin)
+    test = stats.ttest_1samp(d, margin, alternative="less")
+    upper = test.confidence_interval(1 - ALPHA).high
+    return NonInferior(float(d.mean()), float(upper), n, float(test.pvalue), margin)
