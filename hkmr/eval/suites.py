@@ -8,7 +8,8 @@ A *suite* is one of :data:`SUITES`; the *protocols* are Human3.6M's P1 and P2:
 * **Fig. 6**: MPJPE against degree of occlusion 1..5 per occluder kind. The paper occludes one
   joint at a time and averages over joints; here sample i of the test set is occluded on joint
   ``LSP14[i mod 14]``, so one pass per (kind, degree) averages over the 14 evaluation joints.
-  P1 only (the frontal subset would cover only 7 of the 14 joints under that rule).
+  The P2 points (``P2_degree_...`` keys) read the frontal images of the same passes, which
+  under that rule cover only 7 of the 14 joints, so a P2 point averages over those 7.
 * **Table 4 (right)**: 2D MPJPE in pixels and PCK on the joints the renderer marks as
   self-occluded ("invisible joints").
 * **Table 5 (left)**: foreground/background and part segmentation accuracy and F1, rendering
