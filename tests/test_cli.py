@@ -63,11 +63,8 @@ def test_the_sweep_commands_register_without_torch_or_ray():
 def test_the_light_copies_of_constants_agree():
     from hkmr.device import DEVICES
     from hkmr.options import DEVICES as OPTION_DEVICES
-    from tuning.experiment.catalog import EXPERIMENTS_DIR
-    from tuning.experiment.schema import EXPERIMENTS_DIR as SCHEMA_DIR
 
     assert OPTION_DEVICES == DEVICES
-    assert EXPERIMENTS_DIR == SCHEMA_DIR
 
 
 def sweep_parsers():

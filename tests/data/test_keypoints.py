@@ -1,4 +1,4 @@
-"""The keypoint regime (``model.encoder: keypoints``, issue 14): the pool has the rendered
+"""The keypoint regime (``model.encoder: keypoints``): the pool has the rendered
 dataset's exact geometry, occluders hide exactly the keypoints inside them, training learns,
 is deterministic per seed and resumes exactly."""
 

@@ -76,7 +76,7 @@ def test_decision_takes_the_cheapest_candidate_shown_within_the_margin():
     assert decide(rows, margin=0.1)[0]["name"] == "T3 P4"
 
 
-# The simulation (issue 15, item 5). True validation MPJPE per candidate plus a seed effect
+# The simulation. True validation MPJPE per candidate plus a seed effect
 # shared by every candidate of a seed (sd 5 mm) and each trial's own noise (sd NOISE mm, so the
 # paired spread is NOISE·√2 = 0.42 mm); candidates cheapest first; the cpu_frozen preset's
 # confirmation seeds (5). Measured with REPS = 1000 (rng seed 0): the cheapest of three equal

@@ -61,7 +61,7 @@ def test_sweep_two_configurations_two_seeds_gives_four_trials_and_a_ci_table(
     text = (out / "tables.md").read_text()
     assert "| P1 |" in text and "(n=2)" in text and " ± " in text
     assert "Trials: 4 ok" in text
-    # every trial's per-image errors, collected from its final checkpoint (issue 15)
+    # every trial's per-image errors, collected from its final checkpoint
     images = pq.read_table(out / "images.parquet").to_pylist()
     assert {(r["configuration"], r["seed"]) for r in images} == {
         ("HKMR", 0), ("HKMR", 1), ("HMR", 0), ("HMR", 1)}
@@ -180,7 +180,7 @@ def test_shipped_experiments_resolve_for_every_preset():
         extra = {"cpu_keypoints_mlp"} if name in ("table2", "table3") else set()
         assert set(exp.presets) == base | keypoints | extra, name
         assert exp.presets["cpu"].seeds >= 3 or exp.is_search
-        if keypoints and not exp.is_search:  # the powered tables of issue 14
+        if keypoints and not exp.is_search:  # the powered tables
             assert exp.presets["cpu_keypoints"].seeds >= 6
             assert exp.resolve("cpu_keypoints", None if exp.is_search else
                                next(iter(exp.configurations))).model.encoder == "keypoints"

@@ -55,7 +55,7 @@ def test_tables_in_the_papers_shape_skip_failed_trials_and_say_so():
 
 
 def test_an_occluded_joints_table_has_only_the_occluded_sets_and_its_own_power_line(tmp_path):
-    """Table 1's occluded-joint error (issue 14): no standard column, since nothing is occluded
+    """Table 1's occluded-joint error: no standard column, since nothing is occluded
     there; its minimal detectable difference is that of its first set; an unknown set is a
     ConfigError when the experiment is loaded."""
     import yaml

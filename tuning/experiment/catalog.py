@@ -14,13 +14,12 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .presets import EXPERIMENTS_DIR
+
 if TYPE_CHECKING:
     from .presets import Preset
     from .schema import Experiment
 
-#: ``tuning/experiments``: :data:`tuning.experiment.schema.EXPERIMENTS_DIR`, repeated here so
-#: that the help does not import the schema (tests/test_cli.py checks that the two agree)
-EXPERIMENTS_DIR = Path(__file__).parents[1] / "experiments"
 #: shipped experiments that ``hkmr sweep`` refuses, and the command that runs each
 RUN_BY = {"choose_iterations": "hkmr choose-iterations"}
 

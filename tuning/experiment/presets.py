@@ -31,6 +31,8 @@ import yaml
 from hkmr.config import ConfigError
 
 PRESETS_FILE = Path(__file__).parents[1] / "presets.yaml"
+#: the shipped experiments, ``tuning/experiments/*.yaml``
+EXPERIMENTS_DIR = Path(__file__).parents[1] / "experiments"
 ALL_SUITES = ("table1", "degrees", "invisible", "segmentation")
 REGIMES = ("end_to_end", "frozen_features", "keypoints")
 

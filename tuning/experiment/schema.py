@@ -34,9 +34,8 @@ import yaml
 from hkmr.config import Config, ConfigError, load_config, parse_override
 
 from .layouts import TableLayout, table_layout
-from .presets import ALL_SUITES, Preset, build_presets
+from .presets import ALL_SUITES, EXPERIMENTS_DIR, Preset, build_presets
 
-EXPERIMENTS_DIR = Path(__file__).parents[1] / "experiments"
 _DISTRIBUTIONS = ("choice", "uniform", "loguniform", "randint")
 
 

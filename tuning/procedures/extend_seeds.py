@@ -1,5 +1,5 @@
 """``hkmr sweep EXP --target-mde MM --extend``: more seeds for a results folder whose Ray
-storage is gone (a new machine, a folder committed by an earlier session).
+storage is gone (a new machine, a folder committed to the repository).
 
 The folder's trials become the first batch of :func:`tuning.procedures.seed_sizing.run_to_target`, and only the
 seeds after them run. Pooling them with new trials is valid only if both come from the same

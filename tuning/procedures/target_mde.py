@@ -45,9 +45,9 @@ def sweep_to_target(request: SweepRequest, target: float, max_seeds: int,
     def tune_run(batch: str, start: int, n: int, configurations=None):
         batch_request = request.but(seeds=n, name=batch, results_dir=None, command=command,
                                     first_seed=start, configurations=configurations)
-        batch_request = batch_request.but(resume=sweep_exists(batch_request))
-        grid, _ = run_sweep(batch_request)
-        return grid, plan_sweep(batch_request)
+        plan = plan_sweep(batch_request)
+        grid, _ = run_sweep(batch_request.but(resume=sweep_exists(plan)))
+        return grid, plan
 
     def run_batch(start: int, n: int) -> pa.Table:
         if kept is not None and not checked:  # before the first new seed: reproduce seed 0

@@ -223,11 +223,11 @@ def tuner_for(plan: SweepPlan, resume: bool, optuna_storage: str | None = None):
             checkpoint_config=tune.CheckpointConfig(num_to_keep=1)))
 
 
-def sweep_exists(request: SweepRequest) -> bool:
-    """Whether the storage holds a Tune run of this request's name (to resume)."""
+def sweep_exists(plan: SweepPlan) -> bool:
+    """Whether the storage holds the Tune run of this plan (to resume)."""
     from ray import tune
 
-    return tune.Tuner.can_restore(sweep_path(plan_sweep(request)))
+    return tune.Tuner.can_restore(sweep_path(plan))
 
 
 def run_sweep(request: SweepRequest):
