@@ -4,12 +4,14 @@
 by the early-stopping scheduler, ``failed`` with a non-finite loss, ``error`` when the trial
 crashed past its retries), the error, the per-epoch metrics and the final metrics.
 ``tables.md`` lays the final metrics out as the paper's Tables 1-4 with mean ± 95 %
-confidence interval over seeds (Student's t) and the number of seeds. A table with a
-``reference`` configuration also gets its **paired differences**: per seed, configuration minus
-reference (trials of one seed share the data order, the flips and, under the frozen-encoder
-protocol, the encoder, so most seed-to-seed variation cancels), with the t interval of the
-mean difference, Holm-adjusted p-values within the table, the bound that excludes larger
-effects and the minimal detectable difference (each table's layout,
+confidence interval over seeds (Student's t) and the number of seeds. First comes the
+experiment's **confirmatory family** (:mod:`tuning.analysis.confirmatory_section`): the paired
+comparisons its claim is about, tested with Holm over the family (t and sign-flip), with
+their power; a table with a ``reference`` configuration then shows **paired differences**
+descriptively: per seed, configuration minus reference (trials of one seed share the data
+order, the flips and, under the frozen-encoder protocol, the encoder, so most seed-to-seed
+variation cancels), with intervals over seeds, or seeds x test images where the folder has
+per-image errors (:mod:`tuning.analysis.estimates`; each table's layout,
 :mod:`tuning.experiment.layouts`). PNG plots show MPJPE
 against iterations (Table 3) and against the degree of occlusion (Fig. 6). Every file records
 the command, preset, seeds, git revision and date that made it.
@@ -32,6 +34,9 @@ from hkmr.io import atomic_path
 from ..experiment.schema import Experiment
 from ..experiment.trial_spec import SEED, configuration_label, search_values
 from ..stats.intervals import cell
+from .confirmatory_section import confirmatory_section
+from .estimates import Estimates
+from .image_error_files import read_images
 from .image_errors import save_images
 from .plots import plot_degrees, plot_iterations
 from .power_statement import extension_statement, power_statement
@@ -150,9 +155,9 @@ def aggregate_grid(grid, exp: Experiment, preset: str, out_dir: str | Path,
     """Write trials.parquet, epochs.parquet (:mod:`tuning.analysis.queryable`), images.parquet
     (:mod:`tuning.analysis.image_errors`), tables.md and plots for a ResultGrid into ``out_dir``."""
     trials = trials_table(grid, exp)
-    out = write_results(trials, exp, preset, out_dir, sweep_info or {})
-    save_images(grid, trials, out)
-    return out
+    Path(out_dir).mkdir(parents=True, exist_ok=True)
+    save_images(grid, trials, Path(out_dir))  # first: the tables' intervals read them
+    return write_results(trials, exp, preset, out_dir, sweep_info or {})
 
 
 def write_results(table: pa.Table, exp: Experiment, preset: str, out_dir: str | Path,
@@ -165,9 +170,21 @@ def write_results(table: pa.Table, exp: Experiment, preset: str, out_dir: str | 
         pq.write_table(table.replace_schema_metadata(
             {"hkmr_sweep": json.dumps(info, default=str)}), tmp)
     rows = table.to_pylist()
+    images = read_images(out_dir)
+    estimates: dict[str, Estimates] = {}
+
+    def estimate(reference: str | None) -> Estimates | None:
+        if reference and reference not in estimates:
+            estimates[reference] = Estimates(rows, reference, images)
+        return estimates.get(reference)
+
     text = header(exp, preset, info) + status_section(rows) + "\n"
+    if exp.confirmatory and exp.confirmatory.comparisons:
+        first = exp.presets[preset].seeds if preset in exp.presets else None
+        text += confirmatory_section(exp.confirmatory, estimate(exp.confirmatory.reference),
+                                     info.get("power"), first)
     for layout in exp.tables:
-        text += layout.render(rows) + "\n"
+        text += layout.render(rows, estimate(layout.reference)) + "\n"
         if layout.plot_axis():
             png = plot_iterations(layout, rows, out_dir)
             text += f"![{layout.plot_axis()}]({png.name})\n\n"

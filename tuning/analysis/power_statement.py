@@ -11,10 +11,18 @@ def power_statement(record: dict) -> str:
     """The line a table carries about how its seeds were sized."""
     value = record["mde"]
     shown = f"{value:.2f} mm" if value is not None and math.isfinite(value) else "not computable"
+    if record.get("rule") == "worst":
+        what = (f"the worst minimal detectable paired difference of the confirmatory family "
+                f"(each comparison's own seed SD, two-sided t at α/{record['family']}) is "
+                f"{shown}, {record['comparison']}")
+    else:  # sized before confirmatory families
+        what = (f"the minimal detectable paired difference of `{record['endpoint']}` against "
+                f"{record['reference']} was {shown} by the rule then in use (the paired SD "
+                f"pooled over the comparisons, one comparison at an unadjusted 5 %: not the "
+                f"Holm-aware MDE the confirmatory family below states)")
     return (f"Seeds sized by `--target-mde {record['target_mde']:g}` (max "
-            f"{record['max_seeds']}): {record['seeds']} seeds; the minimal detectable paired "
-            f"difference of `{record['endpoint']}` against {record['reference']} is {shown}; "
-            f"stopped because {record['stopped_by']}.\n\n")
+            f"{record['max_seeds']}): {record['seeds']} seeds; {what}; stopped because "
+            f"{record['stopped_by']}.\n\n")
 
 
 def extension_statement(record: dict) -> str:

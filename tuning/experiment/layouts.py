@@ -3,15 +3,10 @@
 One class per layout, registered by its ``layout:`` name. A layout knows the configurations it
 shows, the metric keys its cells read, how it renders (mean ± 95 % CI over seeds,
 :mod:`tuning.stats.intervals`) and its **paired section**: per seed, configuration minus the
-table's ``reference`` (:mod:`tuning.stats.paired`), with
-
-* the mean and two-sided 95 % interval of the difference (paired t),
-* its p-value, Holm-adjusted over every comparison of the table (one table = one metric),
-  and ``*`` where the adjusted p < 0.05,
-* for an unresolved difference, the bound its interval sets ("excludes > X": differences
-  beyond ±X mm are excluded), so "no significant difference" reads as what it is,
-* under the table, the minimal detectable paired difference at 80 % power of the table's
-  first test set at P1 and P2, from the paired spread pooled over the table's comparisons.
+table's ``reference``, as the mean and 95 % interval of the difference over the sources of
+error the results folder has (seeds, or seeds x test images: :mod:`tuning.analysis.estimates`).
+The paired sections are descriptive: no tests, no stars. The tests are the experiment's
+confirmatory family's (:mod:`tuning.analysis.confirmatory_section`), in a section of its own.
 
 The layouts:
 
@@ -37,8 +32,9 @@ from hkmr.eval.results import format_value as fmt
 from hkmr.eval.results import markdown_table
 from hkmr.eval.suites import COLUMNS as OCCLUSIONS
 
+from ..stats.crossed import SEEDS, Difference, seeds_only
 from ..stats.intervals import cell
-from ..stats.paired import ALPHA, POWER, Paired, differences, format_p, holm, mde, paired, pooled_sd
+from ..stats.paired import differences
 
 PROTOCOLS = ("P1", "P2")
 _DASH = "—"
@@ -50,17 +46,24 @@ def register(cls: type[TableLayout]) -> type[TableLayout]:
     return cls
 
 
-def format_paired(test: Paired, p_holm: float, digits: int = 2) -> str:
-    """``-2.00 ± 0.40 (n=3) p=0.004 *`` or ``+0.07 ± 1.22 (n=3) p=1.000; excludes > 1.29``
-    (no ``|``: the text stands in a Markdown table cell)."""
-    if test.n == 0 or not math.isfinite(test.mean):
+def format_difference(d: Difference, digits: int = 2) -> str:
+    """``-2.00 ± 0.40 (n=3)``: the mean and the half-width of its 95 % interval (no ``|``:
+    the text stands in a Markdown table cell)."""
+    if d.n == 0 or not math.isfinite(d.mean):
         return _DASH
-    if test.n < 2:
-        return f"{test.mean:+.{digits}f} (n=1)"
-    text = f"{test.mean:+.{digits}f} ± {test.half:.{digits}f} (n={test.n}) {format_p(p_holm)}"
-    if p_holm < ALPHA:
-        return text + " *"
-    return text + f"; excludes > {test.excluded_above:.{digits}f}"
+    if not d.testable:
+        return f"{d.mean:+.{digits}f} (n={d.n})"
+    low, high = d.interval()
+    return f"{d.mean:+.{digits}f} ± {(high - low) / 2:.{digits}f} (n={d.n})"
+
+
+def seed_estimate(rows: list[dict], reference: str):
+    """Seed-only paired differences of ``rows`` against ``reference`` (the estimate a table
+    uses when it is given none)."""
+    def estimate(configuration: str, key: str):
+        d = differences(rows, configuration, reference, key)
+        return seeds_only(d), d
+    return estimate
 
 
 @dataclass
@@ -120,52 +123,39 @@ class TableLayout:
     def compared(self, row: str, col: str) -> tuple[str, str]:
         raise NotImplementedError
 
-    def tests(self, rows: list[dict]) -> dict[tuple[str, str], tuple[Paired, float]]:
-        """Every comparison of the paired section, keyed by (row id, column id): its paired
-        test and Holm-adjusted p-value (the family: this table)."""
-        lines, cols = self.comparisons()
-        tests = {}
-        for _, a in lines:
-            for _, b in cols:
-                name, key = self.compared(a, b)
-                tests[a, b] = paired(differences(rows, name, self.reference, key))
-        return dict(zip(tests, zip(tests.values(), holm([t.p for t in tests.values()]))))
-
-    def paired_section(self, rows: list[dict]) -> str:
-        """The paired differences to :attr:`reference` in this layout."""
+    def paired_section(self, rows: list[dict], estimate=None) -> str:
+        """The paired differences to :attr:`reference` in this layout, descriptive.
+        ``estimate(configuration, key) -> (Difference, per-seed differences)``."""
         ref = self.reference
+        estimate = estimate or seed_estimate(rows, ref)
         lines, cols = self.comparisons()
-        results = self.tests(rows)
-        family = sum(1 for _, p in results.values() if math.isfinite(p))
-        body = [[label] + [format_paired(*results[a, b]) for _, b in cols] for label, a in lines]
-        tested = (f"p: two-sided paired t-test, Holm-adjusted over the {family} comparisons of "
-                  f"this table; * = adjusted p < 0.05; excludes > X: the interval rules out "
-                  f"differences larger than X mm either way" if family else
-                  "one seed: no interval, no test")
-        title = [f"Paired difference to **{ref}** (same seed; mean ± 95 % CI; negative = lower "
-                 f"than {ref}; {tested}):", ""]
-        text = "\n".join(title) + "\n" + markdown_table([""] + [h for h, _ in cols], body)
-        return text + "\n" + self.power_line(rows) + "\n"
+        results = {(a, b): estimate(*self.compared(a, b))[0] for _, a in lines for _, b in cols}
+        body = [[label] + [format_difference(results[a, b]) for _, b in cols]
+                for label, a in lines]
+        title = [f"Paired difference to **{ref}** (same seed; mean ± 95 % interval over "
+                 f"{self._sources(results, lines, cols)}; negative = lower than {ref}). "
+                 "Descriptive: per-comparison intervals, no tests.", ""]
+        return "\n".join(title) + "\n" + markdown_table([""] + [h for h, _ in cols], body)
 
-    def power_line(self, rows: list[dict]) -> str:
-        """The minimal detectable paired difference at P1 and P2 on the table's first test
-        set (the standard one, unless the table has none)."""
-        names = [n for n in self.configurations() if n != self.reference]
-        occlusion = self.test_sets()[0]
-        parts = []
-        for protocol in PROTOCOLS:
-            key = f"{protocol}_{occlusion}_{self.metric}"
-            sd, n = pooled_sd([differences(rows, name, self.reference, key) for name in names])
-            value = mde(sd, n)
-            parts.append(f"{protocol} {value:.2f} mm (paired SD {sd:.2f} mm, n={n})"
-                         if math.isfinite(value) else f"{protocol} — (n={n})")
-        return (f"Minimal detectable paired difference, {occlusion} test set ({POWER:.0%} "
-                f"power, two-sided {ALPHA:.0%}, exact noncentral t, one comparison; paired SD "
-                f"pooled over this table's comparisons): " + "; ".join(parts) + ".")
+    @staticmethod
+    def _sources(results: dict, lines, cols) -> str:
+        """What the intervals are over; when that differs by column or row, which ones are
+        over seeds only."""
+        only = {key for key, d in results.items() if d.testable and d.sources == SEEDS}
+        tested = {key for key, d in results.items() if d.testable}
+        if not tested or only == tested:
+            return "seeds (the test images fixed)"
+        if not only:
+            return "seeds × test images"
+        labels = [label for label, b in cols if all((a, b) in only for _, a in lines)] or \
+            [label for label, a in lines if all((a, b) in only for _, b in cols)]
+        return ("seeds × test images; over seeds only (the test images fixed): "
+                + (", ".join(labels) if labels else "some cells"))
 
     # --- rendering -----------------------------------------------------------------------
-    def render(self, rows: list[dict]) -> str:
-        """The table over the trial rows, with its paired section when it has a reference."""
+    def render(self, rows: list[dict], estimate=None) -> str:
+        """The table over the trial rows, with its paired section when it has a reference
+        (``estimate``: see :meth:`paired_section`; for this table's reference)."""
         table = self.ran_only(rows)
         title = [f"### {table.title or table.metric}", ""]
         if not any(key in r for key in table.keys() for r in rows):
@@ -174,7 +164,7 @@ class TableLayout:
         header, body = table.cells(rows)
         text = "\n".join(title) + "\n" + markdown_table(header, body)
         if table.reference and table.has_reference:
-            text += "\n" + table.paired_section(rows)
+            text += "\n" + table.paired_section(rows, estimate)
         return text
 
 

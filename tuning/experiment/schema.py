@@ -11,6 +11,9 @@ vocabulary of :mod:`hkmr.config` (dotted keys such as ``model.outer_iters``):
   test set) and ``reference``: the configuration the others are compared with (a table's own
   ``reference`` defaults to it); ``margin``: choose_iterations' non-inferiority margin δ (mm);
 * ``suites``: the evaluation suites its trials run (default: all four);
+* ``confirmatory``: the family of comparisons the claim is about, tested with Holm over the
+  family (:mod:`tuning.experiment.confirmatory`; default: every configuration against the
+  reference on the primary endpoint's metric, P1 and P2); everything else is descriptive;
 * ``tables``: how the aggregated metrics are laid out, one typed layout each
   (:mod:`tuning.experiment.layouts`); a table's ``reference`` configuration adds the paired
   per-seed differences to it; ``plots``: ``[degrees]`` draws Fig. 6;
@@ -33,6 +36,7 @@ import yaml
 
 from hkmr.config import Config, ConfigError, load_config, parse_override
 
+from .confirmatory import Confirmatory, confirmatory_family
 from .layouts import TableLayout, table_layout
 from .presets import ALL_SUITES, EXPERIMENTS_DIR, Preset, build_presets
 
@@ -56,6 +60,7 @@ class Experiment:
     tables: list[TableLayout] = field(default_factory=list)
     plots: list[str] = field(default_factory=list)
     presets: dict[str, Preset] = field(default_factory=dict)
+    confirmatory: Confirmatory | None = None  # the family the claim is about (tested)
 
     @property
     def is_search(self) -> bool:
@@ -91,6 +96,7 @@ class Experiment:
                "primary": self.primary, "reference": self.reference, "margin": self.margin,
                "base": self.base, "configurations": self.configurations, "search": self.search,
                "suites": self.suites,
+               "confirmatory": self.confirmatory.to_dict() if self.confirmatory else None,
                "tables": [table.to_dict() for table in self.tables], "plots": self.plots,
                "presets": {name: dataclasses.asdict(p) for name, p in self.presets.items()}}
         return yaml.safe_dump({k: v for k, v in raw.items() if v not in (None, {}, [])},
@@ -129,6 +135,7 @@ def load_experiment(name_or_path: str | Path, text: str | None = None) -> Experi
             tables.append(table_layout(table, raw.get("reference")))
         except (ConfigError, TypeError) as err:
             raise ConfigError(f"{path}: {err}") from None
+    family = raw.pop("confirmatory", None)
     exp = Experiment(path=path, presets=presets, tables=tables,
                      **{"name": path.stem, "title": path.stem, **raw})
     if bool(exp.configurations) == bool(exp.search):
@@ -139,6 +146,9 @@ def load_experiment(name_or_path: str | Path, text: str | None = None) -> Experi
     if exp.reference is not None and exp.reference not in exp.configurations:
         raise ConfigError(f"{path}: reference {exp.reference!r} is not one of its "
                           f"configurations {sorted(exp.configurations)}")
+    if not exp.is_search:
+        exp.confirmatory = confirmatory_family(family, exp.reference, exp.primary,
+                                               list(exp.configurations), str(path))
     if not exp.margin > 0:
         raise ConfigError(f"{path}: margin={exp.margin!r} must be a positive number of mm")
     for table in exp.tables:

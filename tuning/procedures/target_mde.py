@@ -77,7 +77,7 @@ def sweep_to_target(request: SweepRequest, target: float, max_seeds: int,
                                      command)
         info = {**kept.info, "experiment_yaml": exp.recorded_yaml(), "seeds": record["seeds"],
                 "power": record, "extensions": [*kept.info.get("extensions", []), extension]}
-    out = write_results(table, exp, preset, folder, info)
-    if images:
-        write_images(pa.concat_tables([as_float32(t) for t in images]), out)
-    return out
+    if images:  # first: the tables' intervals read them
+        folder.mkdir(parents=True, exist_ok=True)
+        write_images(pa.concat_tables([as_float32(t) for t in images]), folder)
+    return write_results(table, exp, preset, folder, info)

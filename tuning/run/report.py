@@ -51,11 +51,18 @@ def recorded_experiment(info: dict, folder: Path) -> Experiment:
 def with_current_layout(recorded: Experiment) -> Experiment:
     """The recorded experiment with the shipped experiment's tables and plots when both have
     the same configurations: a table added later (Table 1's occluded joints) renders from the
-    trials' metrics; what ran, and how, stays the recorded one."""
+    trials' metrics; what ran, and how, stays the recorded one. A folder recorded before
+    experiments declared their confirmatory family takes the shipped declaration (restricted to
+    the configurations it ran)."""
     try:
         shipped = load_experiment(recorded.name)
     except (ConfigError, FileNotFoundError):
         return recorded
+    family = recorded.confirmatory
+    if (shipped.confirmatory and (family is None or not family.declared)
+            and shipped.reference == recorded.reference):
+        recorded = dataclasses.replace(recorded, confirmatory=shipped.confirmatory.restricted(
+            recorded.configurations))
     if shipped.configurations != recorded.configurations or shipped.search != recorded.search:
         return recorded
     return dataclasses.replace(recorded, tables=shipped.tables, plots=shipped.plots)

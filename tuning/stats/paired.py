@@ -1,7 +1,9 @@
 """Paired statistics behind every table and decision: per-seed differences to a reference,
 Student-t intervals and tests on them (``scipy.stats.ttest_1samp``), Holm's step-down
 adjustment within a family of comparisons (Holm 1979), the minimal detectable paired
-difference at a given power, and one-sided non-inferiority tests against a margin.
+difference at a given power (for any standard error and degrees of freedom, so also for the
+seeds x images error of :mod:`tuning.stats.crossed` and at Holm's level), and one-sided
+non-inferiority tests against a margin.
 
 Trials of one seed share the data order, the flips and, in the frozen-features regime, the
 encoder, so the seed's common effect cancels in ``configuration - reference`` of that seed;
@@ -97,12 +99,33 @@ def holm(pvalues) -> list[float]:
     return out.tolist()
 
 
-def power(delta: float, sd: float, n: int, alpha: float = ALPHA) -> float:
-    """Power of the two-sided paired t-test at level ``alpha`` for a true difference delta."""
-    df, nc = n - 1, delta * math.sqrt(n) / sd
+def power_se(delta: float, se: float, df: float, alpha: float = ALPHA) -> float:
+    """Power of a two-sided t test at level ``alpha`` whose estimate has standard error se
+    and df degrees of freedom, for a true difference delta: the noncentral t with
+    noncentrality delta / se (``scipy.stats.nct``)."""
+    nc = delta / se
     crit = stats.t.ppf(1 - alpha / 2, df)
     lower = stats.nct.cdf(-crit, df, nc)  # NaN where it underflows (large nc, df = 1)
     return float(stats.nct.sf(crit, df, nc) + (lower if math.isfinite(lower) else 0.0))
+
+
+def mde_se(se: float, df: float, alpha: float = ALPHA, target: float = POWER) -> float:
+    """The smallest true difference a two-sided t test at level ``alpha`` (estimate with
+    standard error se, df degrees of freedom) detects with probability ``target``."""
+    if not (math.isfinite(se) and math.isfinite(df)) or df < 1:
+        return math.nan
+    if se == 0:  # no spread: any difference shows
+        return 0.0
+    upper = se
+    while power_se(upper, se, df, alpha) < target:
+        upper *= 2
+    return float(optimize.brentq(lambda x: power_se(x, se, df, alpha) - target, 0.0, upper,
+                                 xtol=1e-6))
+
+
+def power(delta: float, sd: float, n: int, alpha: float = ALPHA) -> float:
+    """Power of the two-sided paired t-test at level ``alpha`` for a true difference delta."""
+    return power_se(delta, sd / math.sqrt(n), n - 1, alpha)
 
 
 def mde(sd: float, n: int, alpha: float = ALPHA, target: float = POWER) -> float:
@@ -111,13 +134,7 @@ def mde(sd: float, n: int, alpha: float = ALPHA, target: float = POWER) -> float
     NaN below 2 seeds."""
     if n < 2 or not math.isfinite(sd):
         return math.nan
-    if sd == 0:  # no spread: any difference shows
-        return 0.0
-    upper = sd
-    while power(upper, sd, n, alpha) < target:
-        upper *= 2
-    return float(optimize.brentq(lambda x: power(x, sd, n, alpha) - target, 0.0, upper,
-                                 xtol=1e-6))
+    return mde_se(sd / math.sqrt(n), n - 1, alpha, target)
 
 
 def pooled_sd(groups: list[np.ndarray]) -> tuple[float, int]:
