@@ -38,6 +38,19 @@ def _common(p: argparse.ArgumentParser, experiments: list[str] | None = None) ->
     add_overrides(p, "config overrides applied to every trial, e.g. train.epochs=2")
 
 
+def _choice_options(p: argparse.ArgumentParser, experiments: list[str] | None = None) -> None:
+    _common(p, experiments)
+    p.add_argument("--reference", nargs="+", metavar="KEY=VALUE", help="the reference "
+                   "configuration's searched keys (default: the experiment's baseline, e.g. "
+                   "model.outer_iters=3 model.inner_iters=4)")
+    p.add_argument("--margin", type=float, metavar="MM", help="δ: a candidate within δ mm "
+                   "of the reference is acceptable (default: the experiment's margin)")
+    p.add_argument("--max-seeds", type=int, default=24, metavar="N", help="confirm with at "
+                   "most N seeds per candidate, a batch of the preset's seeds a look "
+                   "(default 24); then the outcome may be 'inconclusive at N seeds'")
+    p.set_defaults(func=_choose)
+
+
 def _out(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", "--results", dest="out", type=Path, default=Path("results"),
                    help="output folder: the aggregated tables go to OUT/EXPERIMENT/PRESET "
@@ -92,10 +105,17 @@ def register(sub: argparse._SubParsersAction) -> None:
                         help="also write bootstrap.md: each paired difference's 95 %% interval "
                         "from N resamples of seeds x test images (needs images.parquet)")
     report.set_defaults(func=_report)
-    choose = sub.add_parser("choose-iterations", help="choose the outer/inner iterations "
-                            "with Optuna + ASHA, seeds and measured latency")
-    _common(choose, ["choose_iterations"])
-    choose.set_defaults(func=_choose)
+    choose = sub.add_parser("choose", help="choose a configuration of a search experiment: "
+                            "candidates (the grid, or an Optuna search on validation) "
+                            "confirmed on fresh seeds against a pre-set reference, "
+                            "sequentially, test split once after the decision")
+    choose.add_argument("experiment", help="a search experiment (name or YAML file), e.g. "
+                        "choose_iterations or loss_weights")
+    _choice_options(choose)
+    iterations = sub.add_parser("choose-iterations", help="hkmr choose choose_iterations: "
+                                "the outer/inner iteration counts against T = 3, P = 4")
+    _choice_options(iterations, ["choose_iterations"])
+    iterations.set_defaults(func=_choose, experiment="choose_iterations")
 
 
 def _sweep_or_list(args: argparse.Namespace) -> int | None:
@@ -170,9 +190,15 @@ def _report(args: argparse.Namespace) -> None:
 
 
 def _choose(args: argparse.Namespace) -> None:
-    from .procedures.choose_iterations import choose_iterations
+    from .experiment.schema import parse_overrides
+    from .procedures.choose import choose
+    from .run.request import SweepRequest
 
-    decision = choose_iterations(args.preset, args.seeds, args.address, args.storage,
-                                 args.max_concurrent, _overrides(args), args.out,
-                                 command=_command())
+    request = SweepRequest(args.experiment, args.preset, args.seeds,
+                           overrides=tuple(_overrides(args)), address=args.address,
+                           storage=args.storage, name=args.name,
+                           max_concurrent=args.max_concurrent, results_dir=args.out,
+                           command=_command())
+    reference = parse_overrides(args.reference) if args.reference else None
+    decision = choose(request, reference, args.margin, args.max_seeds)
     print(decision.read_text())

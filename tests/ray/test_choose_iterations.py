@@ -1,6 +1,6 @@
-"""The statistics behind tables and the iteration choice (tuning.stats.paired, tuning.analysis.paired_section,
-tuning.procedures.choose_iterations): known values, a Monte Carlo check of the power calculation, a simulation of
-the decision and of the tables' Holm family, and the CLI's refusal. No Ray."""
+"""The statistics behind tables and seed sizing (tuning.stats.paired, the layouts' paired
+sections, tuning.procedures.seed_sizing): known values, a Monte Carlo check of the power
+calculation, the bootstrap, and the CLI's refusal of a search sweep. No Ray."""
 
 import math
 
@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 from scipy import stats as sps
 
-from tuning.procedures.choose_iterations import decide
 from tuning.experiment.layouts import table_layout
 from tuning.experiment.schema import load_experiment
 from tuning.stats.paired import holm, mde, noninferior, paired
@@ -55,54 +54,6 @@ def test_noninferiority_bound_is_the_one_sided_interval_against_the_margin():
     upper = np.mean(d) + sps.t.ppf(0.95, 2) * np.std(d, ddof=1) / math.sqrt(3)
     assert test.upper == pytest.approx(upper) and test.p < 0.05
     assert noninferior([0.1, 0.5, 0.3], 0.4).p > 0.05
-
-
-def test_decision_takes_the_cheapest_candidate_shown_within_the_margin():
-    base = {0: 70.0, 1: 75.0, 2: 68.0}  # a large common effect of the seed
-    rows = [{"name": "T3 P4", "T": 3, "P": 4, "values": dict(base), "latency_b1": 2.0},
-            {"name": "T2 P4", "T": 2, "P": 4, "values": {s: v + 0.2 + 0.05 * s
-                                                        for s, v in base.items()},
-             "latency_b1": 1.4},
-            {"name": "T1 P2", "T": 1, "P": 2, "values": {s: v + 3 for s, v in base.items()},
-             "latency_b1": 0.5}]
-    chosen, annotated = decide(rows, margin=1.0)
-    by_name = {r["name"]: r for r in annotated}
-    assert chosen["name"] == "T2 P4"  # within 1 mm of the best, paired, and cheaper
-    assert by_name["T1 P2"]["acceptable"] is False and by_name["T3 P4"]["acceptable"] is True
-    assert by_name["T2 P4"]["upper"] < 1.0 < by_name["T1 P2"]["upper"]
-    # unpaired, the seed effect (sd 3.6 mm) would hide a 0.2 mm difference; with a 0.1 mm
-    # margin the same data no longer show T2 P4 within it: the best is kept
-    assert decide(rows, margin=0.1)[0]["name"] == "T3 P4"
-
-
-# The simulation. True validation MPJPE per candidate plus a seed effect
-# shared by every candidate of a seed (sd 5 mm) and each trial's own noise (sd NOISE mm, so the
-# paired spread is NOISE·√2 = 0.42 mm); candidates cheapest first; the cpu_frozen preset's
-# confirmation seeds (5). Measured with REPS = 1000 (rng seed 0): the cheapest of three equal
-# candidates is accepted in 98.3 % of the decisions, a cheapest candidate truly worse by 2δ
-# in 0.0 %; with three configurations equal to the reference at 3 seeds, the tables' Holm
-# family (P1, P2 x 3 columns) has a family-wise false positive rate of 5.5 % ± 0.7 % (Monte
-# Carlo SE; 4.8 % with 200 000 vectorised repetitions), uncorrected 23.3 %.
-NOISE, REPS = 0.3, 1000
-
-
-def _simulate(rng, true_means, seeds, margin):
-    seed_effect = rng.normal(0, 5, seeds)
-    return [{"name": f"c{i}", "T": i, "P": 0, "latency_b1": float(i),
-             "values": {s: m + seed_effect[s] + rng.normal(0, NOISE) for s in range(seeds)}}
-            for i, m in enumerate(true_means)]
-
-
-def test_simulated_decisions_accept_equal_cheap_candidates_and_refuse_worse_ones():
-    exp = load_experiment("choose_iterations")
-    seeds, margin = exp.preset("cpu_frozen").seeds, exp.margin
-    rng = np.random.default_rng(0)
-    null = np.mean([decide(_simulate(rng, [70.0] * 3, seeds, margin), margin)[0]["name"]
-                    == "c0" for _ in range(REPS)])
-    worse = np.mean([decide(_simulate(rng, [70 + 2 * margin, 70, 70], seeds, margin),
-                            margin)[0]["name"] == "c0" for _ in range(REPS)])
-    assert null >= 0.90, null
-    assert worse <= 0.05, worse
 
 
 def test_sweep_of_choose_iterations_is_refused_naming_the_command(capsys):

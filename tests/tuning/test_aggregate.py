@@ -88,20 +88,17 @@ def test_an_occluded_joints_table_has_only_the_occluded_sets_and_descriptive_dif
 def test_candidates_rank_finished_trials_then_early_stopped_ones_by_validation():
     import json
 
-    import pyarrow as pa
+    from tuning.procedures.choose import best_points
 
-    from tuning.procedures.choose_iterations import _candidates
-
-    def row(t, p, status, test=None, val=None):
-        return {"status": status, "P1_standard_mpjpe": test, "val_mpjpe": val,
+    def row(t, p, status, val):
+        return {"status": status, "val_mpjpe": val,
                 "search": json.dumps({"model.outer_iters": t, "model.inner_iters": p})}
 
-    # (3, 4) has the better test MPJPE, (2, 4) the better validation one: validation decides
-    table = pa.Table.from_pylist([row(3, 4, "ok", 70.0, 80.0), row(2, 4, "ok", 75.0, 79.0),
-                                  row(1, 2, "stopped", None, 90.0),
-                                  row(4, 6, "stopped", None, 85.0),
-                                  row(4, 2, "error", None, None)])
-    assert _candidates(table, 3) == [(2, 4), (3, 4), (4, 6)]
+    rows = [row(3, 4, "ok", 70.0), row(2, 4, "ok", 75.0), row(1, 2, "stopped", 60.0),
+            row(4, 6, "stopped", 65.0), row(4, 2, "error", None), row(3, 4, "ok", 71.0)]
+    picks = best_points(rows, 3)
+    assert [(v["model.outer_iters"], v["model.inner_iters"]) for v in picks] == \
+        [(3, 4), (2, 4), (1, 2)]
 
 
 def test_paired_differences_cancel_the_seed_effect_and_skip_unpaired_seeds():

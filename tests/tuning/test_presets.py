@@ -60,9 +60,10 @@ def test_a_preset_is_its_scale_in_its_regime_plus_what_the_experiment_adds():
     mlp = table2.preset("cpu_keypoints_mlp")
     assert (mlp.config, mlp.seeds, mlp.overrides) == ("cpu_keypoints", 6,
                                                       {"model.chain_layer": "mlp"})
-    # scale additions first, then a preset's own: choose_iterations' cpu seeds 5, keypoints 6
-    assert (choose.preset("cpu").seeds, choose.preset("cpu_keypoints").seeds) == (5, 6)
-    assert choose.preset("smoke_frozen").samples == 6
+    # a scale's additions reach each of its regimes: choose_iterations' cpu seeds (a look's
+    # batch) and "confirm every grid point"
+    assert (choose.preset("cpu").seeds, choose.preset("cpu_keypoints").seeds) == (4, 4)
+    assert choose.preset("smoke_frozen").candidates == 0 and choose.preset("smoke").seeds == 2
     # overrides merge: Table 4's SMPLify iterations beside the smoke scale's epochs
     table4 = load_experiment("table4")
     assert table4.preset("smoke").overrides == {"train.epochs": 2, "train.smplify_iters": 20}

@@ -12,7 +12,7 @@ from pathlib import Path
 
 RESULTS = Path(__file__).parents[2] / "results"
 README = RESULTS / "README.md"
-FOLDER = re.compile(r"`((?:table\d|choose_iterations(?:_confirm)?)/[A-Za-z0-9_]+)/?`")
+FOLDER = re.compile(r"`((?:table\d|choose_[a-z_]+)/[A-Za-z0-9_]+)/?`")
 NUMBER = r"[+\-−]?\d+(?:\.\d+)?"
 FIGURE = re.compile(rf"({NUMBER})(?=\s*mm\b|\s*±)|(?<=±\s)({NUMBER})")
 PAPER = re.compile(r"\(paper:[^)]*\)")

@@ -179,7 +179,8 @@ def write_results(table: pa.Table, exp: Experiment, preset: str, out_dir: str | 
         return estimates.get(reference)
 
     text = header(exp, preset, info) + status_section(rows) + "\n"
-    if exp.confirmatory and exp.confirmatory.comparisons:
+    family = exp.confirmatory
+    if family and family.comparisons and any(k in r for r in rows for k in family.keys()):
         first = exp.presets[preset].seeds if preset in exp.presets else None
         text += confirmatory_section(exp.confirmatory, estimate(exp.confirmatory.reference),
                                      info.get("power"), first)

@@ -9,7 +9,9 @@ vocabulary of :mod:`hkmr.config` (dotted keys such as ``model.outer_iters``):
   (``choice``, ``uniform``, ``loguniform``, ``randint``);
 * ``primary``: the primary endpoint (default ``P1_standard_mpjpe``, P1 MPJPE on the standard
   test set) and ``reference``: the configuration the others are compared with (a table's own
-  ``reference`` defaults to it); ``margin``: choose_iterations' non-inferiority margin δ (mm);
+  ``reference`` defaults to it); ``margin`` and ``baseline``: ``hkmr choose``'s non-inferiority
+  margin δ (mm) and the searched keys' reference values (the configuration the user would
+  otherwise run; ``{}``: the config's own);
 * ``suites``: the evaluation suites its trials run (default: all four);
 * ``confirmatory``: the family of comparisons the claim is about, tested with Holm over the
   family (:mod:`tuning.experiment.confirmatory`; default: every configuration against the
@@ -51,7 +53,8 @@ class Experiment:
     metric: str = "val_mpjpe"
     primary: str = "P1_standard_mpjpe"  # the primary endpoint: what --target-mde sizes
     reference: str | None = None  # the configuration the others are compared with
-    margin: float = 1.0  # choose_iterations: the non-inferiority margin δ (mm)
+    margin: float = 1.0  # hkmr choose: the non-inferiority margin δ (mm)
+    baseline: dict[str, Any] = field(default_factory=dict)  # hkmr choose: the reference values
     base: dict[str, Any] = field(default_factory=dict)
     configurations: dict[str, dict[str, Any]] = field(default_factory=dict)
     search: dict[str, dict[str, list]] = field(default_factory=dict)
@@ -94,6 +97,7 @@ class Experiment:
         sweep was)."""
         raw = {"name": self.name, "title": self.title, "metric": self.metric,
                "primary": self.primary, "reference": self.reference, "margin": self.margin,
+               "baseline": self.baseline,
                "base": self.base, "configurations": self.configurations, "search": self.search,
                "suites": self.suites,
                "confirmatory": self.confirmatory.to_dict() if self.confirmatory else None,
