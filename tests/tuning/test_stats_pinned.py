@@ -151,3 +151,16 @@ def test_the_decision_pairs_candidates_by_seed_not_by_insertion_order():
     assert cheap["diff"] == pytest.approx(statistics.fmean(d), rel=1e-9)
     assert cheap["upper"] == pytest.approx(upper, rel=1e-9)
     assert chosen["name"] == "cheap"
+
+
+def test_the_decision_reads_only_finished_trials_by_seed():
+    import pyarrow as pa
+
+    from tuning.procedures.choose_iterations import per_seed
+
+    rows = [{"configuration": "T3 P4", "seed": 0, "status": "ok", "val_mpjpe": 70.0},
+            {"configuration": "T3 P4", "seed": 1, "status": "ok", "val_mpjpe": 71.5},
+            {"configuration": "T3 P4", "seed": 2, "status": "stopped", "val_mpjpe": 95.0},
+            {"configuration": "T3 P4", "seed": 3, "status": "error", "val_mpjpe": 90.0},
+            {"configuration": "T2 P4", "seed": 0, "status": "ok", "val_mpjpe": 60.0}]
+    assert per_seed(pa.Table.from_pylist(_shuffled(rows)), "T3 P4") == {0: 70.0, 1: 71.5}
