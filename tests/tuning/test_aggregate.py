@@ -97,12 +97,13 @@ def test_candidates_rank_finished_trials_then_early_stopped_ones_by_validation()
         return {"status": status, "P1_standard_mpjpe": test, "val_mpjpe": val,
                 "search": json.dumps({"model.outer_iters": t, "model.inner_iters": p})}
 
-    # (3, 4) has the better test MPJPE, (2, 4) the better validation one: validation decides
+    # (3, 4) has the better test MPJPE, (2, 4) the better validation one: validation decides;
+    # (1, 2) was stopped early at a lower validation MPJPE than either: it ranks after them
     table = pa.Table.from_pylist([row(3, 4, "ok", 70.0, 80.0), row(2, 4, "ok", 75.0, 79.0),
-                                  row(1, 2, "stopped", None, 90.0),
+                                  row(1, 2, "stopped", None, 78.0),
                                   row(4, 6, "stopped", None, 85.0),
                                   row(4, 2, "error", None, None)])
-    assert _candidates(table, 3) == [(2, 4), (3, 4), (4, 6)]
+    assert _candidates(table, 3) == [(2, 4), (3, 4), (1, 2)]
 
 
 def test_paired_differences_cancel_the_seed_effect_and_skip_unpaired_seeds():
