@@ -7,11 +7,15 @@ import json
 
 import numpy as np
 import pytest
+import torch
 from spin_fixture import h36m_style_regressor, write_spin_fixture
+from test_h36m_eval import SPIN_J14
 
 from hkmr.checkpoint import load_estimator
 from hkmr.cli import main
+from hkmr.data.datasets import SpinDataset
 from hkmr.data.synthetic import ensure_synthetic
+from hkmr.eval.predict import predict, predicted_vertices
 
 TINY = ["data.synth_train=16", "data.synth_val=6", "data.synth_test=4", "data.synth_size=64",
         "model.encoder=small_cnn", "train.batch_size=8", "train.steps_per_epoch=2",
@@ -47,6 +51,19 @@ def test_eval_finds_the_regressor_in_spins_layout(run, tmp_path):
     blob = json.loads((tmp_path / "metrics.json").read_text())
     assert blob["meta"]["spin_joints"] == f"h36m_regressor {run[1] / 'J_regressor_h36m.npy'}"
     assert np.isfinite(blob["metrics"]["spin_P2_standard_mpjpe"])
+    # P1 (all 4 images): SPIN's 14 joints regressed from the predicted meshes, centred on
+    # the regressed pelvis, against S; the joint arithmetic in numpy here
+    cfg, model, body = load_estimator(run[0] / "checkpoint.pt", "cpu")
+    reg = np.load(run[1] / "J_regressor_h36m.npy").astype(np.float64)
+    errors = []
+    spin = SpinDataset(npz, run[1], size=cfg.data.synth_size)
+    for batch, out in predict(model, spin, torch.device("cpu"), limit=4):
+        j17 = np.einsum("jv,bvc->bjc", reg, predicted_vertices(out, body).double().numpy())
+        pred = j17[:, SPIN_J14] - j17[:, :1]
+        gt = batch["s24"][:, [*range(13), 18], :3].double().numpy()
+        errors += list(1000 * np.linalg.norm(pred - gt, axis=-1).mean(-1))
+    assert len(errors) == 4 and blob["metrics"]["spin_P1_standard_images"] == 4
+    assert blob["metrics"]["spin_P1_standard_mpjpe"] == pytest.approx(np.mean(errors), rel=1e-4)
     summary = (tmp_path / "summary.md").read_text()
     assert "MPJPE (mm; joints: h36m_regressor" in summary
     assert "Table 5 (left) on the SPIN-format LSP set (4 images)" in summary

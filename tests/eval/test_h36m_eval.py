@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from hkmr.data.datasets import SpinDataset
-from hkmr.data.h36m import (H36M_TO_J14, H36M_TO_J24, J24_TO_J14, find_regressor,
+from hkmr.data.h36m import (H36M_TO_J24, J24_TO_J14, find_regressor,
                             load_regressor, s24_from_h36m17)
 from hkmr.data.spin import load_npz
 from hkmr.eval.h36m import h36m_errors, h36m_joints14
@@ -15,6 +15,11 @@ from hkmr.eval.h36m import h36m_errors, h36m_joints14
 V = 40
 RNG = np.random.default_rng(4)
 VERTS = RNG.normal(0, 0.4, (V, 3))
+
+
+#: SPIN's 14 evaluation joints among the 17 H36M ones (its constants.H36M_TO_J14), written out
+#: here so that the test does not read the constant it checks
+SPIN_J14 = [6, 5, 4, 1, 2, 3, 16, 15, 14, 11, 12, 13, 8, 10]
 
 
 def _picking_regressor():
@@ -34,7 +39,7 @@ def _errors(joints17_gt):
 
 def test_the_regressor_picks_the_vertices_and_centres_on_its_pelvis():
     j14 = h36m_joints14(torch.from_numpy(_picking_regressor()), torch.from_numpy(VERTS)[None])
-    expect = VERTS[[2 * j + 1 for j in H36M_TO_J14]] - VERTS[1]
+    expect = VERTS[[2 * j + 1 for j in SPIN_J14]] - VERTS[1]
     np.testing.assert_allclose(j14[0].numpy(), expect, atol=1e-6)
 
 
@@ -52,6 +57,26 @@ def test_hand_computed_mpjpe_shows_subset_and_centring():
     got = _errors(moved)
     assert got["mpjpe"] == pytest.approx(7.0, abs=1e-3)  # hip-midpoint centring would say 0
     assert got["pa_mpjpe"] == pytest.approx(0, abs=1e-3)  # a translation: Procrustes removes it
+
+
+def test_pa_mpjpe_aligns_the_prediction_to_the_ground_truth():
+    """A non-zero PA-MPJPE: the ground truth is the picked joints at 0.4x the size, rotated,
+    with 15 mm noise; the expected value is an independent Procrustes (numpy SVD) of the
+    predicted 14 joints onto the true ones. The reverse alignment would be ~2.5x off."""
+    from test_metrics import procrustes_error
+
+    rng = np.random.default_rng(7)
+    truth = VERTS[1::2][:17]
+    turn = np.array([[0.0, -1.0, 0.0], [1.0, 0.0, 0.0], [0.0, 0.0, 1.0]])
+    gt17 = 0.4 * truth @ turn.T + rng.normal(0, 0.015, truth.shape)
+    pred14 = truth[SPIN_J14] - truth[0]
+    gt14 = gt17[SPIN_J14] - gt17[0]
+    got = _errors(gt17)
+    assert got["pa_mpjpe"] == pytest.approx(procrustes_error(pred14, gt14), rel=1e-3)
+    assert got["pa_mpjpe"] > 5
+    assert procrustes_error(gt14, pred14) > 2 * got["pa_mpjpe"]
+    assert got["mpjpe"] == pytest.approx(1000 * np.linalg.norm(pred14 - gt14, axis=1).mean(),
+                                         rel=1e-4)
 
 
 def test_s24_follows_spins_preprocessing_and_misses_head_top():

@@ -110,6 +110,53 @@ def test_outer_iterations_and_inner_passes_schedule():
     assert outs[-1].cam.shape == (5, 3)
 
 
+@pytest.mark.parametrize("impl", ["reference", "fast"])
+def test_each_outer_iteration_reads_what_the_docstring_says(impl):
+    """The order within outer iteration t (Sec. 3.2): root chain from (Φ, β^{t-1}); child
+    chains conditioned on θ_root^t; β^t = β^{t-1} + S(Φ, Θ^t, β^{t-1}); the camera from
+    (Φ, Θ^t, β^t). The heads' inputs are recorded by forward hooks, the chains' by wrapping
+    their run method; each is compared with the returned Θ^t, β^t, cam^t."""
+    reg = small(outer_iters=3, inner_iters=2, chain_impl=impl)
+    seen = {"shape": [], "camera": [], "root": [], "children": []}
+
+    def hook(name):
+        def record(module, inputs, output):
+            seen[name].append((inputs[1].detach().clone(), output.detach().clone()))
+        return record
+
+    reg.shape_net.register_forward_hook(hook("shape"))
+    reg.camera_net.register_forward_hook(hook("camera"))
+    run = "run_fast" if impl == "fast" else "run_reference"
+    for name, group in (("root", reg.root), ("children", reg.child_chains)):
+        original = getattr(group, run)
+
+        def wrapped(prep, theta, beta, cond, schedule, original=original, name=name):
+            out = original(prep, theta, beta, cond, schedule)
+            seen[name].append((beta.detach().clone(), cond, out.detach().clone()))
+            return out
+        setattr(group, run, wrapped)
+    outs = reg(torch.randn(2, FEAT, dtype=torch.float64))
+    assert all(len(v) == 3 for v in seen.values()), {k: len(v) for k, v in seen.items()}
+    beta_prev = reg.init_betas.expand(2, -1)
+    for t, out in enumerate(outs):
+        theta_t, beta_t = out.pose_aa.flatten(1), out.betas
+        assert not torch.allclose(beta_t, beta_prev), t  # β moves, so the checks can fail
+        shape_in, shape_out = seen["shape"][t]
+        torch.testing.assert_close(shape_in, torch.cat([theta_t, beta_prev], 1))
+        torch.testing.assert_close(beta_t, beta_prev + shape_out)
+        camera_in, camera_out = seen["camera"][t]
+        torch.testing.assert_close(camera_in, torch.cat([theta_t, beta_t], 1))
+        torch.testing.assert_close(out.cam, reg.init_cam + camera_out)
+        root_beta, _, root_theta = seen["root"][t]
+        child_beta, cond, _ = seen["children"][t]
+        torch.testing.assert_close(root_beta, beta_prev)
+        torch.testing.assert_close(child_beta, beta_prev)
+        torch.testing.assert_close(cond, root_theta.flatten(1))  # θ_root^t, not θ_root^{t-1}
+        torch.testing.assert_close(theta_t[:, [0, 1, 2, 9, 10, 11, 18, 19, 20, 27, 28, 29]],
+                                   root_theta.flatten(1))  # SMPL joints 0, 3, 6, 9
+        beta_prev = beta_t
+
+
 def test_starts_near_the_mean_parameters():
     reg = small()
     out = reg(torch.zeros(2, FEAT, dtype=torch.float64))[-1]

@@ -54,6 +54,54 @@ def test_known_offsets_give_known_losses(body_model, gt):
     assert terms["3d"].item() == pytest.approx(0.0, abs=1e-5)
 
 
+def test_each_weight_scales_its_own_term(body_model, gt):
+    """Distinct λ for every term (the loss-weight sweep must move the term it names), both 2D
+    keypoint sets (w_gt_2d, w_openpose inside w_2d)."""
+    batch, out = gt
+    weights = make_config({"loss": {"w_3d": 2, "w_2d": 3, "w_smpl": 5, "w_shape": 7,
+                                    "w_gt_2d": 1.5, "w_openpose": 0.25}}).loss
+    openpose = batch["keypoints"].clone()
+    openpose[..., 0] += 0.3
+    batch = dict(batch, openpose=openpose)
+    cam_only = RegressorOutput(betas=out.betas, cam=out.cam + torch.tensor([0, 0.1, 0.1]),
+                               pose_aa=out.pose_aa)
+    _, terms = total_loss([cam_only], batch, joints_of(body_model), weights)
+    # annotated keypoints: |0.1| in x and y; OpenPose: |0.1 - 0.3| in x, |0.1| in y
+    assert terms["2d"].item() == pytest.approx(3 * (1.5 * 0.1 + 0.25 * 0.15), rel=1e-4)
+    assert terms["3d"].item() == pytest.approx(0.0, abs=1e-5)
+    shape_only = RegressorOutput(betas=out.betas + 0.5, cam=out.cam, pose_aa=out.pose_aa)
+    _, terms = total_loss([shape_only], batch, joints_of(body_model), weights)
+    assert terms["smpl_shape"].item() == pytest.approx(7 * 10 * 0.25, rel=1e-5)
+    assert terms["smpl_pose"].item() == pytest.approx(0.0, abs=1e-6)
+
+
+def test_smpl_loss_averages_over_the_samples_with_smpl_truth(body_model, gt):
+    """A mixed 3D/2D batch: samples 0 and 2 have SMPL parameters, 1 and 3 do not (their
+    errors are larger, and must not count). The pose term is the squared Frobenius distance
+    of the rotation matrices (scipy's, not the library's) over 24 joints."""
+    from scipy.spatial.transform import Rotation
+
+    batch, out = gt
+    weights = make_config({"loss": {"w_smpl": 1, "w_shape": 1}}).loss
+    has_smpl = torch.tensor([1.0, 0.0, 1.0, 0.0])
+    batch = dict(batch, has_smpl=has_smpl)
+    twist = torch.zeros(4, 24, 3)
+    twist[:, 5] = torch.tensor([[0.2, 0.0, 0.0], [1.0, 0.0, 0.0], [0.0, -0.3, 0.1],
+                                [0.0, 2.0, 0.0]])
+    shift = torch.tensor([0.5, 3.0, -0.4, 2.0])[:, None].expand(4, 10)
+    moved = RegressorOutput(betas=out.betas + shift, cam=out.cam, pose_aa=out.pose_aa + twist)
+    _, terms = total_loss([moved], batch, joints_of(body_model), weights)
+
+    def rotations(aa):
+        return Rotation.from_rotvec(aa.double().reshape(-1, 3).numpy()).as_matrix()
+
+    per_sample = ((rotations(moved.pose_aa) - rotations(out.pose_aa)) ** 2).reshape(
+        4, -1).sum(1) / 24
+    assert terms["smpl_pose"].item() == pytest.approx((per_sample[0] + per_sample[2]) / 2,
+                                                      rel=1e-4)
+    assert terms["smpl_shape"].item() == pytest.approx(10 * (0.25 + 0.16) / 2, rel=1e-5)
+
+
 def test_unannotated_entries_are_ignored(body_model, gt):
     batch, out = gt
     weights = make_config().loss

@@ -208,3 +208,40 @@ def test_a_results_folder_takes_the_shipped_layout_only_for_the_configurations_i
     spec = {"title": "Occ", "layout": "rows_are_configurations", "rows": ["A"],
             "metric": "occluded_mpjpe", "occlusions": ["bar"]}
     assert "No trial here recorded `occluded_mpjpe`" in experiment_table(spec, _rows())
+
+
+def test_a_trials_status_comes_from_how_it_ended():
+    from tuning.analysis.aggregate import _status
+
+    class Finished:
+        error = None
+
+    class Crashed:
+        error = RuntimeError("worker died")
+
+    assert _status(Crashed(), {"final": 1}) == "error"
+    assert _status(Finished(), {"failed": 1}) == "failed"
+    assert _status(Finished(), {"final": 1}) == "ok"
+    # no final report: the scheduler stopped it early, and a table must not count it
+    assert _status(Finished(), {"epoch": 2, "val_mpjpe": 80.0}) == "stopped"
+
+
+def test_status_section_names_failed_and_crashed_trials_with_their_errors():
+    rows = _rows() + [{"trial_id": "t6", "configuration": "A", "seed": 2, "status": "error",
+                       "error": "RayTaskError: worker died"},
+                      {"trial_id": "t7", "configuration": "A", "seed": 3, "status": "stopped"}]
+    text = status_section(rows)
+    assert text.startswith("Trials: 1 error, 1 failed, 4 ok, 1 stopped")
+    assert "| t5 | B | 2 | failed | non-finite loss" in text
+    assert "| t6 | A | 2 | error | RayTaskError: worker died |" in text
+    assert "t7" not in text
+
+
+def test_search_table_lists_the_best_first_and_the_unmeasured_last():
+    from tuning.analysis.aggregate import search_table
+
+    rows = [{"configuration": name, "seed": 0, "status": status, "P1_standard_mpjpe": value}
+            for name, status, value in (("c", "failed", None), ("a", "ok", 80.0),
+                                        ("b", "ok", 70.0))]
+    text = search_table(rows)
+    assert text.index("| b |") < text.index("| a |") < text.index("| c |")
