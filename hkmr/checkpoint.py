@@ -93,6 +93,29 @@ def checkpoint_config(path: str | Path, blob: dict) -> Config:
         raise ValueError(f"{path}: checkpoint config is invalid: {err}") from None
 
 
+#: config keys a resumed run may change: how long it trains and where and how fast it runs,
+#: and what the final evaluation reads; any other key changed what the saved epochs did
+RESUMABLE_KEYS = ("train.epochs", "train.device", "train.threads", "train.eval_samples",
+                  "data.workers", "eval.")
+
+
+def check_resume_config(path: str | Path, stored: dict, current: dict) -> None:
+    """ConfigError naming each key whose value in the config ``current`` differs from the
+    checkpoint's ``stored`` one (nested dicts, :func:`hkmr.config.to_dict`), except
+    :data:`RESUMABLE_KEYS`; keys added to the config since the checkpoint was written are
+    not compared."""
+    from .config import flatten
+
+    before, now = flatten(stored), flatten(current)
+    changed = [f"{k}: {before[k]!r} in the checkpoint, {now.get(k)!r} now"
+               for k in sorted(before) if k in now and before[k] != now[k]
+               and not k.startswith(RESUMABLE_KEYS)]
+    if changed:
+        raise ConfigError(f"{path}: resuming this run with another config would mix two "
+                          f"trainings in one ({'; '.join(changed)}); use the config it was "
+                          "started with, or a new --out")
+
+
 def mean_params_for(cfg: Config) -> MeanParams:
     """Where the regressors start: SPIN's ``smpl_mean_params.npz`` when ``data.mean_params``
     names it, else the mean of the synthetic training distribution."""
