@@ -158,3 +158,55 @@ def test_sigterm_is_handled_as_sigint(capsys, monkeypatch):
     start = time.monotonic()
     code, err = run(capsys, "body", "info")
     assert code == 130 and "interrupted" in err and time.monotonic() - start < 4
+
+
+@pytest.mark.slow
+def test_every_shipped_config_trains_at_smoke_size_or_refuses_before_training(tmp_path,
+                                                                              capsys):
+    """Acceptance of issue 29: ``hkmr train --config NAME`` exits 0 for every shipped config
+    at a smoke size, or refuses before its first step (paper's ImageNet weights without a
+    network) with one line and no checkpoint."""
+    from hkmr.config import CONFIGS_DIR
+
+    small = ["data.synth_train=8", "data.synth_val=4", "data.synth_test=4",
+             "data.synth_size=64", "train.epochs=1", "train.steps_per_epoch=1",
+             "train.batch_size=4", "train.prior_corpus=500", "model.encoder_epochs=1",
+             "train.eval_samples=4"]
+    outcomes = {}
+    for config in sorted(p.stem for p in CONFIGS_DIR.glob("*.yaml")):
+        out = tmp_path / config
+        code, err = run(capsys, "train", "--config", config, "--out", str(out), "--limit", "4",
+                        "--degree-limit", "1", *small)
+        outcomes[config] = code
+        if code == 0:
+            assert (out / "metrics.json").exists(), config
+        else:
+            assert code == 2 and err.count("\n") == 1 and not (out / "checkpoint.pt").exists(), \
+                (config, err)
+    assert outcomes["smoke"] == outcomes["smoke_frozen"] == outcomes["smoke_keypoints"] == 0
+    assert len(outcomes) == 8, outcomes
+
+
+@pytest.fixture
+def full_disk(tmp_path):
+    """A 256 KiB tmpfs: too small for a checkpoint (needs root to mount; skipped without)."""
+    import subprocess
+
+    mount = tmp_path / "small"
+    mount.mkdir()
+    made = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(mount)],
+                          capture_output=True)
+    if made.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here: {made.stderr.decode().strip()}")
+    yield mount
+    subprocess.run(["umount", "-l", str(mount)], check=True)  # -l: a writer thread may linger
+
+
+def test_a_full_disk_is_one_line_and_leaves_no_empty_checkpoint(full_disk, capsys):
+    """Finding 8: disk full during ``hkmr train`` left 0-byte checkpoint.pt files and a
+    traceback; the write is atomic and the message names the condition."""
+    out = full_disk / "run"
+    code, err = run(capsys, "train", "--config", "smoke", "--out", str(out), *TINY)
+    assert code == 2 and "no space left on the device" in err, err
+    assert not (out / "checkpoint.pt").exists()
+    assert not [p for p in out.rglob("*.pt*") if p.stat().st_size == 0]
