@@ -315,3 +315,31 @@ def test_the_line_after_a_sweep_counts_trials_as_the_tables_do(tmp_path):
     grid = _grid(tmp_path)
     stopped = _result(tmp_path, "t3", "No chain hierarchy", 0, {"epoch": 1.0})
     assert status_counts(grid_statuses([*grid, stopped])) == "1 failed, 2 ok, 1 stopped"
+
+
+def test_a_corrupt_results_table_is_listed_in_the_index_with_its_path(tmp_path):
+    """Finding 8: one corrupt Parquet made ``hkmr report --index`` fail naming no file."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from tuning.analysis.queryable import write_index
+
+    good = tmp_path / "t2" / "smoke"
+    good.mkdir(parents=True)
+    pq.write_table(pa.table({"configuration": ["a"], "seed": [0], "status": ["ok"]})
+                   .replace_schema_metadata({"hkmr_sweep": '{"experiment": "t2"}'}),
+                   good / "trials.parquet")
+    bad = tmp_path / "t3" / "smoke" / "trials.parquet"
+    bad.parent.mkdir(parents=True)
+    bad.write_bytes((good / "trials.parquet").read_bytes()[:40])
+    text = write_index(tmp_path).read_text()
+    assert f"unreadable: {bad}" in text and "| t2 |" in text
+
+
+def test_a_bootstrap_of_too_few_resamples_is_refused(tmp_path):
+    """Finding 9: ``report --bootstrap 3`` gave an interval that excluded its estimate."""
+    from tuning.analysis.image_errors import write_bootstrap
+
+    with pytest.raises(ValueError, match="--bootstrap 3: a 95 % interval needs at least 100"):
+        write_bootstrap(tmp_path, [], 3)
+    assert not (tmp_path / "bootstrap.md").exists()
