@@ -50,7 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _sigterm_as_sigint(signum, frame) -> None:
+def sigterm_as_sigint(signum, frame) -> None:
     """SIGTERM (a scheduler, ``kill``, a pod's end) does what Ctrl-C does: whatever SIGINT
     handler is installed now runs (Ray Tune's graceful stop during a sweep, else
     KeyboardInterrupt)."""
@@ -96,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
     if rest:
         args.overrides = list(args.overrides or []) + rest
     try:
-        previous = signal.signal(signal.SIGTERM, _sigterm_as_sigint)
+        previous = signal.signal(signal.SIGTERM, sigterm_as_sigint)
     except ValueError:  # not the main thread: leave signals alone
         previous = None
     try:

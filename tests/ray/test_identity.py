@@ -117,3 +117,34 @@ def test_an_object_store_that_never_answers_is_refused_in_seconds(tmp_path, caps
     finally:
         hole.close()
     assert time.monotonic() - start < 40
+
+
+@pytest.mark.slow
+def test_sigterm_stops_a_sweep_like_sigint_and_its_tables_are_written(tmp_path):
+    """Finding 8: SIGTERM to a sweep driver was rc 134 with Ray's native dump, no tables, and
+    63-84 MB trial folders left in /tmp; it now stops the sweep as Ctrl-C does."""
+    import signal
+    import tempfile
+
+    from test_sweeps import TINY
+
+    exp = write_experiment(tmp_path, {"HKMR": {}}, seeds=1,
+                           overrides={**TINY, "train.epochs": 40})
+    store, out = tmp_path / "S", tmp_path / "O"
+    driver = subprocess.Popen([sys.executable, "-m", "hkmr.cli", "sweep", str(exp), "--storage",
+                               str(store), "--out", str(out)], cwd=Path(__file__).parents[2],
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline and not any(
+            p.stat().st_size for p in store.glob("mini-smoke/*/result.json")):
+        time.sleep(1)
+    driver.send_signal(signal.SIGTERM)
+    output, _ = driver.communicate(timeout=180)
+    assert driver.returncode in (0, 130), output[-3000:]
+    text = (out / "mini" / "smoke" / "tables.md").read_text()
+    assert "1 stopped" in text, text[:500]
+    assert "trials: 1 stopped" in output
+    left = [p for p in Path(tempfile.gettempdir()).glob("hkmr-trial-*")
+            if p.name.split("-")[2].isdigit()
+            and not Path(f"/proc/{p.name.split('-')[2]}").exists()]
+    assert left == []

@@ -15,6 +15,7 @@ and that it is the same sweep (:mod:`tuning.run.identity`).
 
 from __future__ import annotations
 
+import atexit
 import dataclasses
 import datetime
 import json
@@ -135,6 +136,15 @@ def _init_ray(address: str | None, cpus: int | None = None) -> None:
         ray.init(address=address, runtime_env=runtime_env)
     else:  # cpus None: Ray's own detection, which honours container (cgroup) CPU limits
         ray.init(num_cpus=cpus, runtime_env=runtime_env, include_dashboard=False)
+    import signal
+    import threading
+
+    if threading.current_thread() is threading.main_thread():
+        from hkmr.cli import sigterm_as_sigint
+
+        # ray.init installs a SIGTERM handler that exits at once (rc 134, no tables); a
+        # SIGTERM stops the sweep as Ctrl-C does (Tune's graceful stop, then the tables)
+        signal.signal(signal.SIGTERM, sigterm_as_sigint)
 
 
 def shared_root(storage: Path | str, address: str | None) -> Path | None:
@@ -253,8 +263,9 @@ def run_sweep(request: SweepRequest):
     folder = None if request.results_dir is None else \
         Path(request.results_dir) / plan.experiment.name / plan.preset
     identity = fingerprint(plan, request.first_seed, seeds_used, request.configurations)
-    if not request.address:  # leftovers of an earlier sweep killed on this machine
-        remove_orphaned_trial_folders()
+    if not request.address:  # leftovers of an earlier sweep killed on this machine; and,
+        remove_orphaned_trial_folders()  # registered before ray.init, so run after Ray's own
+        atexit.register(remove_orphaned_trial_folders, wait_s=5.0)  # exit kills the trials
     check_reachable(plan.storage)
     if request.tracking:
         from hkmr.tracking import check_tracking_reachable

@@ -136,25 +136,38 @@ def _attempt(cfg: Config, spec: TrialSpec, hooks: TrainerHooks, report, checkpoi
                out_dir if held or images else None)
 
 
-def remove_orphaned_trial_folders(root: str | Path | None = None) -> list[Path]:
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # another user's live process
+    return True
+
+
+def remove_orphaned_trial_folders(root: str | Path | None = None,
+                                  wait_s: float = 0.0) -> list[Path]:
     """Delete the temporary trial folders under ``root`` (the temp folder) whose trial process
     is gone: a trial killed with its driver (SIGINT, SIGTERM) cannot remove its own (they
-    held 63-84 MB each). Folders of live processes are kept; returns those removed."""
-    removed = []
-    for path in Path(root or tempfile.gettempdir()).glob(f"{TRIAL_TMP_PREFIX}*"):
-        pid = path.name[len(TRIAL_TMP_PREFIX):].split("-")[0]
-        if not pid.isdigit() or Path(f"/proc/{pid}").exists():
-            continue
-        try:
-            os.kill(int(pid), 0)
-            continue  # alive (a system without /proc)
-        except ProcessLookupError:
-            pass
-        except PermissionError:
-            continue  # another user's live process
-        shutil.rmtree(path, ignore_errors=True)
-        removed.append(path)
-    return removed
+    held 63-84 MB each). Folders of live processes are kept, after waiting up to ``wait_s``
+    seconds for them to end (at the driver's exit, while Ray stops its workers); returns the
+    folders removed."""
+    removed, deadline = [], time.monotonic() + wait_s
+    while True:
+        live = []
+        for path in Path(root or tempfile.gettempdir()).glob(f"{TRIAL_TMP_PREFIX}*"):
+            pid = path.name[len(TRIAL_TMP_PREFIX):].split("-")[0]
+            if not pid.isdigit():
+                continue
+            if _alive(int(pid)):
+                live.append(path)
+                continue
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(path)
+        if not live or time.monotonic() >= deadline:
+            return removed
+        time.sleep(0.2)
 
 
 def _resolve(spec: TrialSpec, config: dict[str, Any], report) -> Config | None:
