@@ -18,6 +18,7 @@ from __future__ import annotations
 import atexit
 import dataclasses
 import datetime
+import functools
 import json
 import math
 import os
@@ -263,9 +264,9 @@ def run_sweep(request: SweepRequest):
     folder = None if request.results_dir is None else \
         Path(request.results_dir) / plan.experiment.name / plan.preset
     identity = fingerprint(plan, request.first_seed, seeds_used, request.configurations)
-    if not request.address:  # leftovers of an earlier sweep killed on this machine; and,
-        remove_orphaned_trial_folders()  # registered before ray.init, so run after Ray's own
-        atexit.register(remove_orphaned_trial_folders, wait_s=5.0)  # exit kills the trials
+    if not request.address:  # leftovers of an earlier sweep killed on this machine
+        remove_orphaned_trial_folders()
+        _clean_at_exit()
     check_reachable(plan.storage)
     if request.tracking:
         from hkmr.tracking import check_tracking_reachable
@@ -279,6 +280,13 @@ def run_sweep(request: SweepRequest):
         finally:  # also after SIGINT/SIGTERM: the folders of trials killed with the sweep
             if not request.address:
                 remove_orphaned_trial_folders()
+
+
+@functools.cache
+def _clean_at_exit() -> None:
+    """Once per process, before ray.init: at exit, after Ray's own exit handler has stopped
+    the trial processes, remove their folders."""
+    atexit.register(remove_orphaned_trial_folders, wait_s=5.0)
 
 
 def _run_locked(request: SweepRequest, plan: SweepPlan, seeds_used: int, folder: Path | None,
