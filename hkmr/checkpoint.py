@@ -15,6 +15,10 @@ An **encoder file** holds a frozen encoder alone (a feature cache's ``encoder.pt
 "hkmr-features"): its architecture name, weights, input side, source and the digest of its
 weights, which names the encoder in feature caches and results (``encoder_hash``).
 
+Both load as data, never code (:func:`hkmr.safe_load.safe_torch_load`): a file whose pickle
+asks for a callable the format never holds is refused with the file and the callable named,
+before any of it runs.
+
 This module writes both atomically and reads both with errors that name the file; it builds
 the estimator a config describes (regressors start from the sampler's mean parameters, the
 Θ^0, β^0 of Sec. 3.2) and extracts the encoder of either kind of file.
@@ -37,6 +41,9 @@ from .io import atomic_path
 from .model.encoder import build_encoder
 from .model.estimator import MeshEstimator
 from .model.output import MeanParams
+from .safe_load import UnsafeFileError, safe_torch_load
+
+__all__ = ["UnsafeFileError"]  # re-exported: callers catch it with the checkpoint functions
 
 CHECKPOINT = "checkpoint.pt"
 FORMAT, FORMAT_VERSION = "hkmr-checkpoint", 1
@@ -54,10 +61,7 @@ def _load(path: Path, device: torch.device | str):
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such checkpoint (hkmr train writes "
                                 f"OUT/{CHECKPOINT})")
-    try:
-        return torch.load(path, map_location=device, weights_only=False)
-    except Exception as err:  # truncated zip, pickle errors, not a torch file at all
-        raise ValueError(f"{path}: cannot read checkpoint ({type(err).__name__}: {err})") from None
+    return safe_torch_load(path, device)
 
 
 def save_checkpoint(path: str | Path, payload: dict) -> Path:
@@ -87,6 +91,29 @@ def checkpoint_config(path: str | Path, blob: dict) -> Config:
         return make_config(blob["config"])
     except ConfigError as err:
         raise ValueError(f"{path}: checkpoint config is invalid: {err}") from None
+
+
+#: config keys a resumed run may change: how long it trains and where and how fast it runs,
+#: and what the final evaluation reads; any other key changed what the saved epochs did
+RESUMABLE_KEYS = ("train.epochs", "train.device", "train.threads", "train.eval_samples",
+                  "data.workers", "eval.")
+
+
+def check_resume_config(path: str | Path, stored: dict, current: dict) -> None:
+    """ConfigError naming each key whose value in the config ``current`` differs from the
+    checkpoint's ``stored`` one (nested dicts, :func:`hkmr.config.to_dict`), except
+    :data:`RESUMABLE_KEYS`; keys added to the config since the checkpoint was written are
+    not compared."""
+    from .config import flatten
+
+    before, now = flatten(stored), flatten(current)
+    changed = [f"{k}: {before[k]!r} in the checkpoint, {now.get(k)!r} now"
+               for k in sorted(before) if k in now and before[k] != now[k]
+               and not k.startswith(RESUMABLE_KEYS)]
+    if changed:
+        raise ConfigError(f"{path}: resuming this run with another config would mix two "
+                          f"trainings in one ({'; '.join(changed)}); use the config it was "
+                          "started with, or a new --out")
 
 
 def mean_params_for(cfg: Config) -> MeanParams:

@@ -345,17 +345,30 @@ def parse_override(text: str) -> tuple[str, Any]:
     return key.strip(), yaml.safe_load(raw) if raw.strip() else None
 
 
+def parse_overrides(texts) -> dict[str, Any]:
+    """``["model.embed_dim=64", ...]`` -> ``{"model.embed_dim": 64}``; a key given twice is a
+    ConfigError (it was: the last one won without a word)."""
+    out: dict[str, Any] = {}
+    for text in texts:
+        key, value = parse_override(text)
+        if key in out:
+            raise ConfigError(f"override {key} is given twice ({key}={out[key]!r} and "
+                              f"{text.strip()}); give it once")
+        out[key] = value
+    return out
+
+
 Overrides = list[str] | tuple[str, ...] | dict[str, Any]
 
 
 def make_config(values: dict[str, Any] | None = None, overrides: Overrides = ()) -> Config:
     """A validated config from nested or dotted ``values``, then overrides: ``key=value``
-    strings or a dict of dotted keys (applied in order, later wins)."""
+    strings (each key once) or a dict of dotted keys, applied after ``values``."""
     cfg = Config()
     for key, value in flatten(values or {}).items():
         set_key(cfg, key, value)
-    items = overrides.items() if isinstance(overrides, dict) else map(parse_override, overrides)
-    for key, value in items:
+    items = overrides if isinstance(overrides, dict) else parse_overrides(overrides)
+    for key, value in items.items():
         set_key(cfg, key, value)
     return validate(cfg)
 

@@ -192,6 +192,10 @@ def _demo(args: argparse.Namespace) -> None:
 
     device = pick_device(args.device)
     cfg, model, body = load_estimator(args.checkpoint, device)
+    if (cfg.regime or cfg.implied_regime) == "keypoints":
+        raise ValueError(f"{args.checkpoint}: a keypoint-regime checkpoint reads 2D keypoints, "
+                         "not images, so it cannot be shown over an image; evaluate it with "
+                         "hkmr eval --checkpoint " + str(args.checkpoint))
     size = cfg.data.synth_size
     gt = None
     if args.image is not None:

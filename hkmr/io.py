@@ -4,7 +4,8 @@ Nothing the project writes (body models, shards, checkpoints, result tables) may
 half-written: :func:`atomic_path` yields a temporary name beside the target and renames it
 into place only when the block finishes without an exception. :func:`folder_lock` makes
 processes on one machine (sweep trials, two sweeps) wait for a single builder of a cache
-folder.
+folder. :func:`check_writable` finds an output folder that cannot be written (a file, a
+read-only mount) before the work that would write there starts.
 """
 
 from __future__ import annotations
@@ -18,10 +19,32 @@ from pathlib import Path
 from filelock import FileLock
 
 
+class NotWritableError(ValueError):
+    """An output folder cannot be made or written; the message names it and why."""
+
+
+def check_writable(folder: str | os.PathLike, what: str = "output folder") -> Path:
+    """Make ``folder`` (and its parents) and write and remove a probe file in it; raise
+    :class:`NotWritableError` naming the folder when that fails (a file in the way, a
+    read-only or full disk, no permission)."""
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".hkmr-write-check.", dir=folder)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as err:
+        raise NotWritableError(f"cannot write the {what} {folder}: "
+                               f"{err.strerror or err}") from None
+    return folder
+
+
 def cache_dir() -> Path:
-    """Folder for generated artefacts: ``$HKMR_CACHE`` or ``~/.cache/hkmr``."""
+    """Folder for generated artefacts: ``$HKMR_CACHE`` or ``~/.cache/hkmr``, checked to be a
+    folder that can be written (:class:`NotWritableError` names it otherwise)."""
     path = Path(os.environ.get("HKMR_CACHE", Path.home() / ".cache" / "hkmr")).expanduser()
-    path.mkdir(parents=True, exist_ok=True)
+    if not (path.is_dir() and os.access(path, os.W_OK | os.X_OK)):
+        check_writable(path, "cache folder ($HKMR_CACHE)")
     return path
 
 

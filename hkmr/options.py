@@ -54,10 +54,21 @@ def add_suites(parser: argparse.ArgumentParser, default: str = "all") -> None:
     parser.add_argument("--suites", default=default, help=SUITE_HELP)
 
 
+def non_negative(text: str) -> int:
+    """An argparse type: an integer >= 0 (``--limit -5`` was taken as "all")."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid int value: {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0 (0 = all), got {value}")
+    return value
+
+
 def add_eval_limits(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--limit", type=int, default=0,
+    parser.add_argument("--limit", type=non_negative, default=0,
                         help="test images per suite (0 = all; P1 and P2 each keep this many)")
-    parser.add_argument("--degree-limit", type=int, default=0,
+    parser.add_argument("--degree-limit", type=non_negative, default=0,
                         help="images per (occluder, degree) pass of Fig. 6 (0 = all)")
 
 

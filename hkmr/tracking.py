@@ -7,12 +7,19 @@ files as artifacts — through MLflow's own client (``mlflow.MlflowClient``) onc
 done, so a crashed or unreachable tracking server never costs a training run. Without a URI
 the store is a SQLite file beside the run's outputs (``mlflow ui --backend-store-uri
 sqlite:///...`` opens it). MLflow is imported only here and only when tracking is asked for.
+
+Before any training, :func:`check_tracking_reachable` checks that MLflow imports and that the
+store can be reached: a SQLite store's folder is writable, an ``http(s)://`` server answers an
+HTTP request within :data:`REACH_TIMEOUT_S` seconds (MLflow's own client retries a dead
+server for minutes, after the training).
 """
 
 from __future__ import annotations
 
 import math
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +29,35 @@ from typing import Any
 STORE = "mlflow.db"
 #: MLflow's tag that nests a run under its parent (a sweep's trials under the sweep)
 PARENT_TAG = "mlflow.parentRunId"
+
+
+#: seconds a tracking server has to answer the check before training
+REACH_TIMEOUT_S = 5.0
+
+
+def check_tracking_reachable(uri: str, timeout: float = REACH_TIMEOUT_S) -> None:
+    """ValueError naming ``uri`` when MLflow is missing or the store cannot be reached:
+    a ``sqlite:///`` store's folder must be writable, an ``http(s)://`` server must answer
+    (any HTTP status) within ``timeout`` seconds. Other schemes are left to MLflow."""
+    try:
+        import mlflow  # noqa: F401
+    except ImportError:
+        raise ValueError("--tracking mlflow needs MLflow: pip install -e '.[mlflow]' (or pip "
+                         "install mlflow-skinny)") from None
+    if uri.startswith("sqlite:///"):
+        from .io import check_writable
+
+        check_writable(Path(uri.removeprefix("sqlite:///")).parent, "MLflow store folder")
+    elif uri.startswith(("http://", "https://")):
+        try:
+            urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=timeout).close()
+        except urllib.error.HTTPError:
+            return  # it answered
+        except (OSError, ValueError) as err:  # refused, unresolvable, no answer in time
+            reason = getattr(err, "reason", err)
+            raise ValueError(f"--tracking: the MLflow server {uri} did not answer within "
+                             f"{timeout:g} s ({type(reason).__name__}: {reason}); start it or "
+                             "drop --tracking") from None
 
 
 def parse_tracking(value: str | None, default_folder: Path) -> str | None:

@@ -92,3 +92,35 @@ def test_an_encoder_file_round_trips_with_its_digest(tmp_path):
     assert (back.name, back.image_size, back.source) == ("small_cnn", 64,
                                                          "somewhere/checkpoint.pt")
     assert all(torch.equal(back.state[k], v) for k, v in state.items())
+
+
+class _RunsCode:
+    """What a hostile file holds: unpickling it calls ``os.system``."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        import os
+
+        return os.system, (f"touch {self.marker}",)
+
+
+def test_a_checkpoint_whose_pickle_runs_code_is_refused_before_it_runs(tmp_path, capsys):
+    """Finding 6: ``hkmr eval --checkpoint evil.pt`` names the file and the callable, exits 2,
+    and the payload never runs (its marker file does not appear)."""
+    from hkmr.checkpoint import UnsafeFileError
+    from hkmr.cli import main
+
+    marker = tmp_path / "payload-ran"
+    evil = tmp_path / "evil.pt"
+    torch.save({"format": FORMAT, "model": _RunsCode(marker), "config": {}}, evil)
+    with pytest.raises(UnsafeFileError, match=r"evil.pt: refused to load .*posix.system"):
+        read_checkpoint(evil)
+    with pytest.raises(UnsafeFileError, match="evil.pt"):
+        load_encoder(evil)
+    assert main(["eval", "--checkpoint", str(evil), "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert "evil.pt: refused to load this checkpoint" in err and "posix.system" in err
+    assert "Traceback" not in err
+    assert not marker.exists() and not (tmp_path / "o").exists()

@@ -2,13 +2,21 @@
 
 The official ``SMPL_NEUTRAL.pkl`` is a Python-2 pickle holding ``chumpy`` arrays and a
 ``scipy.sparse`` joint regressor. chumpy does not import under numpy 2, so
-:class:`_TolerantUnpickler` stands in a small class for every chumpy class, keeps the value a
+:class:`_SmplUnpickler` stands in a small class for every chumpy class, keeps the value a
 chumpy array stores, and densifies sparse matrices. Nothing falls back silently: a missing
 file, key or a wrong shape raises :class:`BodyModelFileError` naming the path and the key.
+
+SMPL files come from downloads, and a pickle can call anything it names. The unpickler
+therefore allows only what the official files contain (:func:`_allowed`): numpy arrays,
+dtypes and scalars, scipy.sparse matrix classes, chumpy classes (replaced by the stand-in)
+and a few inert builtins; any other name (``os.system``, ``builtins.eval``, a class of another
+package) raises :class:`UnsafeBodyModelFileError` naming the file and the name before the
+pickle can call it. An ``.npz`` is read without pickle (object arrays are refused).
 """
 
 from __future__ import annotations
 
+import io
 import pickle
 import zipfile
 from pathlib import Path
@@ -36,6 +44,10 @@ class BodyModelFileError(ValueError):
     """A body model file is missing or malformed; the message says what and how to fix it."""
 
 
+class UnsafeBodyModelFileError(BodyModelFileError):
+    """A body model pickle names a callable an SMPL file never holds; nothing of it ran."""
+
+
 class _ChumpyStandIn:
     """Takes the place of any chumpy class while unpickling and keeps its array value."""
 
@@ -59,15 +71,57 @@ class _ChumpyStandIn:
         raise BodyModelFileError("a chumpy object in the file holds no array value")
 
 
-class _TolerantUnpickler(pickle.Unpickler):
-    def find_class(self, module: str, name: str):
-        if module == "chumpy" or module.startswith("chumpy."):
-            return _ChumpyStandIn
-        if module.startswith("scipy.sparse"):
-            import scipy.sparse
+#: (module, name) pairs an official SMPL pickle refers to besides chumpy and scipy.sparse:
+#: numpy's array/scalar reconstruction (numpy 1 and 2 module names), Python 2's bytes
+#: encoding and object reconstruction, and inert builtin containers
+_NUMPY_AND_BUILTINS = {
+    *((m, n) for m in ("numpy.core.multiarray", "numpy._core.multiarray")
+      for n in ("_reconstruct", "scalar")),
+    ("numpy", "ndarray"), ("numpy", "dtype"), ("_codecs", "encode"),
+    ("copy_reg", "_reconstructor"), ("copyreg", "_reconstructor"),
+    *((m, n) for m in ("builtins", "__builtin__")
+      for n in ("object", "set", "frozenset", "bytes", "bytearray", "complex", "slice")),
+}
 
-            return getattr(scipy.sparse, name)
-        return super().find_class(module, name)
+
+def _allowed(module: str, name: str):
+    """The class a pickle may refer to by ``module.name``, or None when it may not."""
+    if module == "chumpy" or module.startswith("chumpy."):
+        return _ChumpyStandIn
+    if module == "scipy.sparse" or module.startswith("scipy.sparse."):
+        import scipy.sparse
+
+        cls = getattr(scipy.sparse, name, None)
+        matrix_types = tuple(t for t in (getattr(scipy.sparse, "spmatrix", None),
+                                         getattr(scipy.sparse, "sparray", None)) if t)
+        if isinstance(cls, type) and issubclass(cls, matrix_types):
+            return cls
+        return None
+    if (module, name) in _NUMPY_AND_BUILTINS:
+        return pickle.Unpickler.find_class(_PLAIN, module, name)
+    return None
+
+
+class _SmplUnpickler(pickle.Unpickler):
+    """Unpickles only the names :func:`_allowed` lets through (``path`` names the file)."""
+
+    def __init__(self, fh, path: Path):
+        super().__init__(fh, encoding="latin1")
+        self.path = path
+
+    def find_class(self, module: str, name: str):
+        cls = _allowed(module, name)
+        if cls is None:
+            raise UnsafeBodyModelFileError(
+                f"{self.path}: refused to load this body model: its pickle asks for "
+                f"{module}.{name}, which an SMPL file never holds (a file from an untrusted "
+                f"source could run code this way); nothing of it was run")
+        return cls
+
+
+#: an unpickler whose base find_class resolves the allowed numpy/builtin names (with Python
+#: 2 name mapping)
+_PLAIN = pickle.Unpickler(io.BytesIO(b""), encoding="latin1")
 
 
 def _to_dense(value) -> np.ndarray:
@@ -84,11 +138,13 @@ def _read(path: Path) -> dict:
     if path.is_dir():
         raise BodyModelFileError(f"body model path is a folder, not a file: {path}. {GET_SMPL}")
     try:
-        if path.suffix == ".npz":
-            with np.load(path, allow_pickle=True) as data:
-                return {k: data[k] for k in data.files}
+        if path.suffix == ".npz":  # only the keys read here; object arrays need pickle: refused
+            with np.load(path, allow_pickle=False) as data:
+                return {k: data[k] for k in data.files if k in REQUIRED_KEYS}
         with open(path, "rb") as fh:
-            data = _TolerantUnpickler(fh, encoding="latin1").load()
+            data = _SmplUnpickler(fh, path).load()
+    except UnsafeBodyModelFileError:
+        raise
     except (OSError, pickle.UnpicklingError, EOFError, zipfile.BadZipFile, ValueError,
             AttributeError, ImportError, IndexError) as err:
         raise BodyModelFileError(

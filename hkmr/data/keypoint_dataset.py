@@ -150,9 +150,19 @@ def keypoint_source(cfg: Config, root: str | Path | None = None, log=print) -> D
                          "data.spin_npz / data.datasets")
     folder = ensure_pool(cfg.data, root, log)
     d = cfg.data
-    size = pool_settings(d)["size"]
-    noise = dict(size=size, noise_px=d.keypoint_noise, data_seed=d.synth_seed)
+    noise = _noise(d)
     train = KeypointDataset(load_split(folder, "train"), "train", "P1", dropout=d.keypoint_dropout,
                             seed=cfg.seed, train=True, **noise)
     val = KeypointDataset(load_split(folder, "val"), "val", d.val_protocol, **noise)
     return DataSource(train, val, KeypointTestSets(folder, **noise), regime="keypoints")
+
+
+def _noise(d) -> dict:
+    return dict(size=pool_settings(d)["size"], noise_px=d.keypoint_noise, data_seed=d.synth_seed)
+
+
+def keypoint_test_sets(cfg: Config, root: str | Path | None = None,
+                       log=print) -> KeypointTestSets:
+    """The test sets a keypoint-regime model of ``cfg`` is evaluated on (``hkmr eval``): its
+    pool's test split, made on first use as for training."""
+    return KeypointTestSets(ensure_pool(cfg.data, root, log), **_noise(cfg.data))

@@ -31,6 +31,7 @@ from ..body.joints import LSP14
 from ..config import DataConfig
 from ..digest import file_digest, json_digest
 from ..io import atomic_path, cache_dir, folder_lock
+from ..safe_load import read_npz
 from .occlusion import DEGREES, KINDS, covers, occluder_of, pixels
 from .sampler import sample_pose
 from .shards import SPLIT_CODE, STREAM_POSE, SPLITS, DatasetSpec, subject_betas
@@ -168,5 +169,4 @@ def load_split(folder: str | Path, split: str) -> dict[str, np.ndarray]:
         raise FileNotFoundError(f"{path}: missing; the keypoint pool is made by "
                                 "hkmr.data.keypoint_pool.ensure_pool (first use of a "
                                 "model.encoder=keypoints config)")
-    with np.load(path) as z:
-        return {k: z[k] for k in z.files}
+    return read_npz(path, "keypoint pool split")

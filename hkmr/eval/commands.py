@@ -136,18 +136,27 @@ def _eval(args: argparse.Namespace) -> None:
     from ..data.source import ImageTestSets
     from ..device import pick_device
     from ..digest import provenance
-    from .suites import parse_suites
+    from .suites import suites_for_regime
 
-    suites = parse_suites(args.suites)
     device = pick_device(args.device)
     ckpt = checkpoint_file(args.checkpoint)
     cfg, model, body = load_estimator(ckpt, device)
     cfg = with_overrides(cfg, args.overrides, f"hkmr eval {ckpt}")
+    regime = cfg.regime or cfg.implied_regime
+    suites = suites_for_regime(args.suites, regime)
     meta = provenance(checkpoint=str(ckpt), regressor=cfg.model.regressor,
                       encoder=cfg.model.encoder, image_size=cfg.data.synth_size)
-    evaluate_and_write(model, body, device, ImageTestSets(_data_root(cfg, args.data)),
-                       args.out or ckpt.parent, args, suites, meta, f"hkmr eval {ckpt}",
-                       cfg.data.synth_size, cfg.eval)
+    if regime == "keypoints":  # the model reads 2D keypoints: its pool's test sets
+        if args.data is not None:
+            raise ValueError(f"--data {args.data}: {ckpt} is a keypoint-regime checkpoint; it "
+                             "is evaluated on the keypoint pool of its config (drop --data)")
+        from ..data.keypoint_dataset import keypoint_test_sets
+
+        test_sets = keypoint_test_sets(cfg)
+    else:
+        test_sets = ImageTestSets(_data_root(cfg, args.data))
+    evaluate_and_write(model, body, device, test_sets, args.out or ckpt.parent, args, suites,
+                       meta, f"hkmr eval {ckpt}", cfg.data.synth_size, cfg.eval)
 
 
 def _named_checkpoints(items: list[str]) -> dict[str, Path]:
@@ -178,6 +187,10 @@ def _compare(args: argparse.Namespace) -> None:
     loaded = {}
     for name, path in named.items():
         cfg, model, body = load_estimator(path, device)
+        if (cfg.regime or cfg.implied_regime) == "keypoints":
+            raise ValueError(f"--checkpoint {name}={path}: hkmr compare evaluates image models "
+                             "on one rendered test split; evaluate a keypoint-regime "
+                             "checkpoint with hkmr eval")
         loaded[name] = (with_overrides(cfg, args.overrides, f"hkmr compare {name}"), model, body)
     roots = {name: _data_root(cfg, args.data) for name, (cfg, _, _) in loaded.items()}
     if len(set(roots.values())) > 1:

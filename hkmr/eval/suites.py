@@ -74,6 +74,24 @@ def parse_suites(text: str) -> tuple[str, ...]:
     return tuple(s for s in SUITES if s in names)
 
 
+#: the suites a training regime cannot evaluate, and why
+UNSUPPORTED = {"keypoints": {"segmentation": "the keypoint regime renders no images, so it "
+                                             "has no part maps to compare a mesh with"}}
+
+
+def suites_for_regime(text: str, regime: str) -> tuple[str, ...]:
+    """:func:`parse_suites` for a model of ``regime``: ``all`` means every suite the regime
+    can evaluate; a suite named that it cannot is a ValueError (before training, not after)."""
+    suites = parse_suites(text)
+    unsupported = UNSUPPORTED.get(regime, {})
+    if [s.strip() for s in text.split(",") if s.strip()] == ["all"]:
+        return tuple(s for s in suites if s not in unsupported)
+    for suite in suites:
+        if suite in unsupported:
+            raise ValueError(f"--suites {suite}: {unsupported[suite]}; drop it")
+    return suites
+
+
 @torch.no_grad()
 def evaluate_joints(model: MeshEstimator, kinematics: JointKinematics, dataset,
                     device: torch.device, batch_size: int = 64, limit: int = 0,

@@ -22,6 +22,7 @@ from ..body.rotations import axis_angle_to_matrix, matrix_to_axis_angle
 from ..data import sampler
 from ..digest import file_digest
 from ..io import atomic_path, cache_dir
+from ..safe_load import safe_torch_load
 
 
 class PoseVAE(nn.Module):
@@ -84,9 +85,10 @@ class PoseVAE(nn.Module):
             raise FileNotFoundError(f"VAE prior checkpoint not found: {path} (train one with "
                                     "'hkmr prior train-vae --corpus POSES.parquet --out DIR', "
                                     "then model.vae_checkpoint=DIR/vae.pt)")
-        blob = torch.load(path, map_location="cpu", weights_only=True)
-        if "encoder_state" not in blob or "config" not in blob:
-            raise ValueError(f"{path} is not a VAE prior checkpoint (keys: {sorted(blob)})")
+        blob = safe_torch_load(path, what="VAE prior")
+        if not isinstance(blob, dict) or "encoder_state" not in blob or "config" not in blob:
+            raise ValueError(f"{path} is not a VAE prior checkpoint (needs 'encoder_state' and "
+                             "'config')")
         vae = cls(**blob["config"]).drop_decoder()
         vae.load_state_dict(blob["encoder_state"])
         return vae.freeze()

@@ -40,20 +40,28 @@ def _train(args: argparse.Namespace) -> None:
     import yaml
     from tensorboardX import SummaryWriter
 
-    from ..checkpoint import CHECKPOINT
+    from ..checkpoint import CHECKPOINT, check_resume_config, read_checkpoint
     from ..digest import provenance
     from ..eval.commands import evaluate_and_write
-    from ..eval.suites import parse_suites
-    from ..io import atomic_path
-    from ..tracking import parse_tracking
+    from ..eval.suites import suites_for_regime
+    from ..io import atomic_path, check_writable
+    from ..tracking import check_tracking_reachable, parse_tracking
     from .source import prepare_source
     from .trainer import Trainer, TrainerHooks
 
     cfg = load_config(args.config, [*args.overrides, *flag_overrides(args)])
+    # everything that can be known before training is checked before it
     tracking = parse_tracking(args.tracking, args.out)
     args.batch_size = cfg.train.batch_size
-    suites = parse_suites(args.suites)
-    args.out.mkdir(parents=True, exist_ok=True)
+    suites = () if args.no_eval else suites_for_regime(args.suites, cfg.regime
+                                                        or cfg.implied_regime)
+    check_writable(args.out)
+    if (args.out / CHECKPOINT).exists():  # a resume: the same run, or a refusal
+        blob = read_checkpoint(args.out / CHECKPOINT)
+        check_resume_config(args.out / CHECKPOINT, blob["config"], to_dict(cfg))
+        del blob
+    if tracking:
+        check_tracking_reachable(tracking)
     with atomic_path(args.out / "config.yaml") as tmp:
         tmp.write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False))
     writer = SummaryWriter(str(args.out / "tensorboard"))

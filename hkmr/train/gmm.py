@@ -23,6 +23,7 @@ from ..data import sampler
 from ..digest import file_digest
 from ..io import atomic_path, cache_dir
 from ..model.priors import pose_corpus
+from ..safe_load import safe_torch_load
 
 
 class PoseGMM(nn.Module):
@@ -56,7 +57,10 @@ class PoseGMM(nn.Module):
 
     @classmethod
     def load(cls, path: str | Path) -> "PoseGMM":
-        blob = torch.load(path, map_location="cpu", weights_only=True)
+        blob = safe_torch_load(path, what="GMM pose prior")
+        if not isinstance(blob, dict) or not {"means", "covariances", "weights"} <= set(blob):
+            raise ValueError(f"{path} is not a GMM pose prior (needs means, covariances, "
+                             "weights)")
         return cls(blob["means"], blob["covariances"], blob["weights"])
 
 

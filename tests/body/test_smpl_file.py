@@ -93,3 +93,45 @@ def test_garbage_file_is_reported(tmp_path):
     path.write_bytes(b"not a pickle at all")
     with pytest.raises(BodyModelFileError, match="cannot read body model file"):
         load_smpl_file(path)
+
+
+class _RunsCode:
+    """What a hostile .pkl holds: unpickling it calls ``os.system``."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        import os
+
+        return os.system, (f"touch {self.marker}",)
+
+
+def test_a_pickle_that_runs_code_is_refused_before_it_runs(tmp_path, capsys):
+    """Finding 6: ``hkmr body info --model evil.pkl`` names the file and the callable, exits
+    2 without a traceback, and the payload never runs (its marker file does not appear)."""
+    from hkmr.body.smpl_file import UnsafeBodyModelFileError
+    from hkmr.cli import main
+
+    marker = tmp_path / "payload-ran"
+    arrays = build_procedural_model()
+    arrays["bs_style"] = _RunsCode(marker)  # beside real arrays, as a doctored download
+    evil = tmp_path / "evil.pkl"
+    evil.write_bytes(pickle.dumps(arrays, protocol=2))
+    with pytest.raises(UnsafeBodyModelFileError, match=r"evil.pkl: refused .*posix.system"):
+        load_smpl_file(evil)
+    assert main(["body", "info", "--model", str(evil)]) == 2
+    err = capsys.readouterr().err
+    assert "evil.pkl: refused to load this body model" in err and "Traceback" not in err
+    assert not marker.exists()
+
+
+def test_an_npz_with_an_object_array_is_read_without_pickle(tmp_path):
+    """SMPL keys of an .npz are read with allow_pickle=False: an object array among them is
+    refused with the file named."""
+    arrays = build_procedural_model()
+    arrays["f"] = np.array([object()] * 3, dtype=object)
+    path = tmp_path / "model.npz"
+    np.savez(path, **arrays)
+    with pytest.raises(BodyModelFileError, match=r"model.npz.*allow_pickle"):
+        load_smpl_file(path)

@@ -136,7 +136,7 @@ def test_smoke_sweep_tracks_trials_in_mlflow_and_writes_tensorboard_and_epochs(
     finally:
         ray.shutdown()
     printed = capsys.readouterr().out
-    assert "2 trials ended, 0 errored; best by val_mpjpe: " in printed
+    assert "trials: 2 ok; best by val_mpjpe: " in printed
     # the live table's metric columns (padded to the widest value), also in a process whose
     # earlier Tune runs lowered Tune's global verbosity (set_verbosity above)
     assert re.search(r"\|\s+epoch\s+\|\s+val MPJPE\s+\|\s+val PA-MPJPE\s+\|\s+images/s\s+\|",

@@ -245,3 +245,127 @@ def test_search_table_lists_the_best_first_and_the_unmeasured_last():
                                         ("b", "ok", 70.0))]
     text = search_table(rows)
     assert text.index("| b |") < text.index("| a |") < text.index("| c |")
+
+# -- aggregation that cannot drop data (finding 4) ------------------------------------------
+def _result(tmp_path, trial_id, configuration, seed, metrics, epochs=()):
+    """A real ray.tune.Result of a finished trial whose folder holds its result.json."""
+    import json
+
+    import pandas as pd
+    from ray.tune import Result
+
+    folder = tmp_path / trial_id
+    folder.mkdir()
+    lines = [{**e, "trial_id": trial_id} for e in epochs] or [{"trial_id": trial_id}]
+    (folder / "result.json").write_text("".join(json.dumps(r) + "\n" for r in lines))
+    from tuning.experiment.trial_spec import CONFIGURATION, SEED
+
+    config = {CONFIGURATION: configuration, SEED: seed}
+    return Result(metrics={**metrics, "config": config, "trial_id": trial_id}, checkpoint=None,
+                  error=None, path=str(folder),
+                  metrics_dataframe=pd.DataFrame(list(epochs)) if epochs else None)
+
+
+def _grid(tmp_path):
+    """The finding's grid: the Discriminator trial failed before it reported a metric and is
+    first; two trials are ok, with two epochs each."""
+    failed = _result(tmp_path, "t0", "Discriminator", 0,
+                     {"failed": True, "error": "non-finite loss at epoch 1 step 2"})
+    ok = [_result(tmp_path, f"t{i}", name, 0,
+                  {"final": True, "P1_standard_mpjpe": 80.0 + i, "P2_standard_mpjpe": 79.0 + i,
+                   "epoch": 2.0},
+                  [{"epoch": e, "val_mpjpe": 90.0 - e + i, "images_seen": 8 * e}
+                   for e in (1, 2)])
+          for i, name in ((1, "Full model"), (2, "Forward only"))]
+    return [failed, *ok]
+
+
+def test_a_failed_trial_first_in_the_grid_drops_no_metric_column(tmp_path):
+    import pyarrow as pa
+
+    from tuning.analysis.aggregate import trials_table
+    from tuning.analysis.queryable import epochs_table
+    from tuning.experiment.schema import load_experiment
+
+    table = trials_table(_grid(tmp_path), load_experiment("table2"))
+    assert table.schema.field("P1_standard_mpjpe").type == pa.float64()
+    assert table.schema.field("seed").type == pa.int64()
+    rows = table.to_pylist()
+    assert [r["status"] for r in rows] == ["failed", "ok", "ok"]
+    assert [r["P1_standard_mpjpe"] for r in rows] == [None, 81.0, 82.0]
+    epochs = epochs_table(table).to_pylist()
+    assert len(epochs) == 4 and {e["configuration"] for e in epochs} == {"Full model",
+                                                                         "Forward only"}
+    assert [e["val_mpjpe"] for e in epochs] == [90.0, 89.0, 91.0, 90.0]
+
+
+def test_the_table_of_rows_is_the_union_of_all_rows_and_names_a_mixed_column():
+    import pyarrow as pa
+
+    from tuning.analysis.queryable import table_of_rows
+
+    table = table_of_rows([{"a": None}, {"a": 1, "b": 2.5}, {"c": "x"}], {"a": pa.int64()})
+    assert table.column_names == ["a", "b", "c"]
+    assert table.to_pylist() == [{"a": None, "b": None, "c": None},
+                                 {"a": 1, "b": 2.5, "c": None}, {"a": None, "b": None, "c": "x"}]
+    with pytest.raises(ValueError, match="column 'b'"):
+        table_of_rows([{"b": 1.0}, {"b": "text"}])
+
+
+def test_a_trial_whose_result_file_is_truncated_is_listed_with_the_file(tmp_path):
+    """``hkmr report`` on a storage where one trial's result.json is cut: the trial is listed
+    as unreadable with the file and line in trials.parquet and tables.md."""
+    import pyarrow.parquet as pq
+
+    from tuning.analysis.aggregate import aggregate_grid
+    from tuning.experiment.schema import load_experiment
+
+    grid = _grid(tmp_path)
+    damaged = tmp_path / "t2" / "result.json"
+    damaged.write_text(damaged.read_text()[:-30])
+    out = aggregate_grid(grid, load_experiment("table2"), "smoke", tmp_path / "out")
+    rows = pq.read_table(out / "trials.parquet").to_pylist()
+    assert rows[2]["unreadable"].startswith(f"{damaged} line 2: ")
+    assert rows[0]["unreadable"] is None and rows[1]["unreadable"] is None
+    text = (out / "tables.md").read_text()
+    assert "Trials: 1 failed, 2 ok" in text
+    assert f"unreadable: {damaged} line 2" in text and "non-finite loss at epoch 1" in text
+    assert "81.00" in text  # the ok trials' metrics are in the tables
+
+
+def test_the_line_after_a_sweep_counts_trials_as_the_tables_do(tmp_path):
+    """Finding 9: after a SIGINT the line said "0 errored" beside 3 stopped trials; it now
+    counts every status as tables.md does."""
+    from tuning.analysis.aggregate import grid_statuses, status_counts
+
+    grid = _grid(tmp_path)
+    stopped = _result(tmp_path, "t3", "No chain hierarchy", 0, {"epoch": 1.0})
+    assert status_counts(grid_statuses([*grid, stopped])) == "1 failed, 2 ok, 1 stopped"
+
+
+def test_a_corrupt_results_table_is_listed_in_the_index_with_its_path(tmp_path):
+    """Finding 8: one corrupt Parquet made ``hkmr report --index`` fail naming no file."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from tuning.analysis.queryable import write_index
+
+    good = tmp_path / "t2" / "smoke"
+    good.mkdir(parents=True)
+    pq.write_table(pa.table({"configuration": ["a"], "seed": [0], "status": ["ok"]})
+                   .replace_schema_metadata({"hkmr_sweep": '{"experiment": "t2"}'}),
+                   good / "trials.parquet")
+    bad = tmp_path / "t3" / "smoke" / "trials.parquet"
+    bad.parent.mkdir(parents=True)
+    bad.write_bytes((good / "trials.parquet").read_bytes()[:40])
+    text = write_index(tmp_path).read_text()
+    assert f"unreadable: {bad}" in text and "| t2 |" in text
+
+
+def test_a_bootstrap_of_too_few_resamples_is_refused(tmp_path):
+    """Finding 9: ``report --bootstrap 3`` gave an interval that excluded its estimate."""
+    from tuning.analysis.image_errors import write_bootstrap
+
+    with pytest.raises(ValueError, match="--bootstrap 3: a 95 % interval needs at least 100"):
+        write_bootstrap(tmp_path, [], 3)
+    assert not (tmp_path / "bootstrap.md").exists()

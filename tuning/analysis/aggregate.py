@@ -1,8 +1,12 @@
 """Aggregation: every trial of a sweep into one Arrow table, then the paper's tables and plots.
 
 ``trials.parquet`` holds one row per trial: configuration, seed, status (``ok``, ``stopped``
-by the early-stopping scheduler, ``failed`` with a non-finite loss, ``error`` when the trial
-crashed past its retries), the error, the per-epoch metrics and the final metrics.
+by the early-stopping scheduler or an interrupted sweep, ``failed`` with a non-finite loss,
+``error`` when the trial crashed past its retries), the error, the per-epoch metrics, the final
+metrics and ``unreadable``: the file and line of a trial's ``result.json`` that could not be
+read (its epochs there are missing from the table, and ``tables.md`` lists the trial). Its
+columns are the union of every trial's, with declared types
+(:func:`tuning.analysis.queryable.table_of_rows`).
 ``tables.md`` lays the final metrics out as the paper's Tables 1-4 with mean ± 95 %
 confidence interval over seeds (Student's t) and the number of seeds. First comes the
 experiment's **confirmatory family** (:mod:`tuning.analysis.confirmatory_section`): the paired
@@ -21,6 +25,8 @@ from __future__ import annotations
 
 import json
 import math
+import posixpath
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +46,7 @@ from .image_error_files import read_images
 from .image_errors import save_images
 from .plots import plot_degrees, plot_iterations
 from .power_statement import extension_statement, power_statement
-from .queryable import with_search_columns, write_epochs
+from .queryable import TRIAL_TYPES, table_of_rows, with_search_columns, write_epochs
 
 _SKIP = {"config", "trial_id", "date", "hostname", "node_ip", "pid", "experiment_tag",
          "checkpoint_dir_name", "checkpoint_path", "done", "should_checkpoint"}
@@ -69,6 +75,42 @@ def _status(result, metrics: dict) -> str:
     return "stopped"
 
 
+def status_counts(statuses) -> str:
+    """``"1 error, 2 ok, 3 stopped"``: the one wording of the trial counts (the statuses of
+    ``trials.parquet``: ok, stopped, failed, error), used by ``tables.md`` and the line after
+    a sweep alike, so the two never disagree (Ray's own "0 errored" did not count the
+    stopped trials)."""
+    return ", ".join(f"{n} {s}" for s, n in sorted(Counter(statuses).items()))
+
+
+def grid_statuses(grid) -> list[str]:
+    """The status of every trial of a ResultGrid, as the trials table records it."""
+    return [_status(result, dict(result.metrics or {})) for result in grid]
+
+
+def unreadable_result(result) -> str | None:
+    """``FILE line N: why`` for the first line of a trial's ``result.json`` that is not
+    JSON (Ray skips such lines with a warning, and the epochs there are lost), else None."""
+    fs = getattr(result, "filesystem", None)
+    path = posixpath.join(str(result.path), "result.json")
+    try:
+        if fs is None:
+            text = Path(path).read_text()
+        else:
+            with fs.open_input_stream(path) as fh:
+                text = fh.read().decode(errors="replace")
+    except (OSError, FileNotFoundError) as err:
+        # a trial that never reported has no file; one that reported must have it
+        return f"{path}: {type(err).__name__}: {err}" if result.metrics else None
+    for number, line in enumerate(text.splitlines(), 1):
+        if line.strip():
+            try:
+                json.loads(line)
+            except json.JSONDecodeError as err:
+                return f"{path} line {number}: {err}"
+    return None
+
+
 def trials_table(grid, exp: Experiment) -> pa.Table:
     """One row per trial of a ResultGrid."""
     rows = []
@@ -88,25 +130,29 @@ def trials_table(grid, exp: Experiment) -> pa.Table:
                "error": str(result.error) if result.error is not None else metrics.get("error"),
                "search": json.dumps(search_values(config, exp)),
                "epochs_json": json.dumps(epochs), "node_id": metrics.get("node_id"),
-               "regime": metrics.get("regime"), "encoder_hash": metrics.get("encoder_hash")}
+               "regime": metrics.get("regime"), "encoder_hash": metrics.get("encoder_hash"),
+               "unreadable": unreadable_result(result)}
         row.update({k: float(v) for k, v in metrics.items()
-                    if k not in _SKIP and isinstance(v, (int, float)) and not isinstance(v, bool)})
+                    if k not in _SKIP and k not in row and isinstance(v, (int, float))
+                    and not isinstance(v, bool)})
         rows.append(row)
-    return pa.Table.from_pylist(rows)
+    return table_of_rows(rows, TRIAL_TYPES, default=pa.float64())
 
 
 def status_section(rows: list[dict]) -> str:
-    counts: dict[str, int] = {}
-    for r in rows:
-        counts[r["status"]] = counts.get(r["status"], 0) + 1
-    text = "Trials: " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())) + "\n"
-    bad = [r for r in rows if r["status"] in ("failed", "error")]
+    """The trial counts by status and a table of every trial that failed, errored or whose
+    results could not all be read (with the file)."""
+    text = "Trials: " + status_counts(r["status"] for r in rows) + "\n"
+    bad = [r for r in rows if r["status"] in ("failed", "error") or r.get("unreadable")]
     if bad:
         body = []
         for r in bad:
             error = (r.get("error") or "").replace("|", "/").splitlines()
-            body.append([r["trial_id"], r["configuration"], str(r["seed"]), r["status"],
-                         error[0][:160] if error else ""])
+            reason = error[0][:160] if error else ""
+            if r.get("unreadable"):
+                reason = (reason + "; " if reason else "") + "unreadable: " + r["unreadable"]
+            body.append([r.get("trial_id") or "?", r["configuration"], str(r["seed"]),
+                         r["status"], reason.replace("|", "/")])
         text += "\n" + markdown_table(["trial", "configuration", "seed", "status", "error"], body)
     return text
 

@@ -122,7 +122,18 @@ def bootstrap_section(images: pa.Table, tables: list[TableLayout], resamples: in
         body)
 
 
+#: fewest resamples ``hkmr report --bootstrap`` takes: a 95 % percentile interval from fewer
+#: than 40 has no resample beyond its 2.5 % and 97.5 % points (at 3 it excluded its own
+#: estimate); 100 still leaves only 2-3 resamples in each tail
+MIN_RESAMPLES = 100
+
+
 def write_bootstrap(folder: Path, tables: list[TableLayout], resamples: int) -> Path:
+    """``folder/bootstrap.md`` (:func:`bootstrap_section`); ValueError for fewer than
+    :data:`MIN_RESAMPLES` resamples."""
+    if resamples < MIN_RESAMPLES:
+        raise ValueError(f"--bootstrap {resamples}: a 95 % interval needs at least "
+                         f"{MIN_RESAMPLES} resamples (2000 is usual)")
     images = read_images(folder)
     if images is None:
         raise FileNotFoundError(f"{Path(folder) / IMAGES_FILE} is missing: this sweep's trials "

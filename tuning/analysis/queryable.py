@@ -7,7 +7,9 @@ searched values (``search``) are JSON strings for the aggregation's sake. Beside
 regime, the searched keys, epoch and every per-epoch metric as a typed column — and the
 trials table gains each searched key as a typed column of its own, so pandas
 (``pd.read_parquet``) and duckdb (``SELECT ... FROM 'results/*/*/epochs.parquet'``) query
-them directly. ``results/index.md`` (``hkmr report --index``) lists every results folder with
+them directly. Both tables take the union of every row's columns (:func:`table_of_rows`):
+a trial that failed before it reported, first in the grid, drops no other trial's metrics.
+``results/index.md`` (``hkmr report --index``) lists every results folder with
 its experiment, preset, regime, seeds, date and command.
 """
 
@@ -26,6 +28,30 @@ EPOCHS_FILE = "epochs.parquet"
 INDEX_FILE = "index.md"
 #: the trial columns every epoch row repeats
 _TRIAL_KEYS = ("trial_id", "configuration", "seed", "status", "regime")
+#: the declared types of the trials table's own columns (every other column is a float metric)
+TRIAL_TYPES = {"trial_id": pa.string(), "configuration": pa.string(), "seed": pa.int64(),
+                "status": pa.string(), "error": pa.string(), "search": pa.string(),
+                "epochs_json": pa.string(), "node_id": pa.string(), "regime": pa.string(),
+                "encoder_hash": pa.string(), "unreadable": pa.string()}
+
+
+def table_of_rows(rows: list[dict], declared: dict[str, pa.DataType] | None = None,
+                  default: pa.DataType | None = None) -> pa.Table:
+    """An Arrow table of ``rows`` with the union of all rows' columns (in order of first
+    appearance; a row without a column holds null there). A column's type is ``declared[name]``,
+    else ``default``, else inferred from all its values; a column whose values no one type
+    holds raises ValueError naming it (``pa.Table.from_pylist`` takes the first row's columns
+    only and would drop the others)."""
+    declared = declared or {}
+    names = list(dict.fromkeys([*declared, *(k for r in rows for k in r)]))
+    columns = {}
+    for name in names:
+        values = [r.get(name) for r in rows]
+        try:
+            columns[name] = pa.array(values, declared.get(name, default))
+        except (pa.ArrowInvalid, pa.ArrowTypeError) as err:
+            raise ValueError(f"column {name!r}: its values have no common type ({err})") from None
+    return pa.table(columns) if columns else pa.table({})
 
 
 def _search(row: dict) -> dict:
@@ -49,10 +75,8 @@ def epochs_table(trials: pa.Table) -> pa.Table:
         head = {k: trial.get(k) for k in _TRIAL_KEYS}
         head.update(_search(trial))
         rows += [{**head, **epoch} for epoch in json.loads(trial.get("epochs_json") or "[]")]
-    if not rows:
-        return pa.table({k: pa.array([], pa.string()) for k in _TRIAL_KEYS})
-    names = list(dict.fromkeys(k for r in rows for k in r))  # trial keys first, then epochs
-    return pa.Table.from_pylist([{k: r.get(k) for k in names} for r in rows])
+    # trial keys first, then the searched keys and every epoch's metrics, of all rows
+    return table_of_rows(rows, {k: TRIAL_TYPES[k] for k in _TRIAL_KEYS})
 
 
 def write_epochs(trials: pa.Table, out_dir: Path) -> Path:
@@ -71,13 +95,18 @@ def index_rows(root: Path) -> list[list[str]]:
     """One row per results folder under ``root`` (every folder with a trials.parquet)."""
     body = []
     for path in sorted(Path(root).rglob("trials.parquet")):
-        info = _info(path)
-        table = pq.read_table(path, columns=None)
+        folder = path.parent.relative_to(root).as_posix()
+        try:
+            info = _info(path)
+            table = pq.read_table(path, columns=None)
+        except (OSError, ValueError, pa.ArrowException) as err:  # listed, not skipped
+            body.append([f"`{folder}/`", f"unreadable: {path}: {type(err).__name__}: "
+                         f"{str(err).splitlines()[0][:120]}", "?", "?", "?", "?", "—", "—"])
+            continue
         names = table.column_names
         regime_col = "regime" if "regime" in names else "protocol"
         regimes = sorted({v or "end_to_end" for v in table.column(regime_col).to_pylist()}) \
             if regime_col in names else ["end_to_end"]
-        folder = path.parent.relative_to(root).as_posix()
         command = info.get("command") or "—"
         body.append([f"[`{folder}/`]({folder}/tables.md)", info.get("experiment", "?"),
                      info.get("preset", "?"), ", ".join(regimes).replace("frozen features",

@@ -36,7 +36,8 @@ from typing import Any
 
 import yaml
 
-from hkmr.config import Config, ConfigError, load_config, parse_override
+from hkmr.config import Config, ConfigError, load_config
+from hkmr.config import parse_overrides as parse_key_values
 
 from .confirmatory import Confirmatory, confirmatory_family
 from .layouts import TableLayout, table_layout
@@ -186,5 +187,25 @@ def _examples(exp: Experiment):
 
 
 def parse_overrides(texts: list[str]) -> dict[str, Any]:
-    """``["model.embed_dim=64", ...]`` -> ``{"model.embed_dim": 64}`` (validated later)."""
-    return dict(parse_override(t) for t in texts)
+    """``["model.embed_dim=64", ...]`` -> ``{"model.embed_dim": 64}`` (validated later; a key
+    given twice is a ConfigError)."""
+    return parse_key_values(texts)
+
+
+def check_overrides_keep_configurations(exp: "Experiment", overrides: dict[str, Any]) -> None:
+    """ConfigError when a command-line override sets a key that a configuration (or the
+    search) of ``exp`` sets: it would replace that configuration's own value (``model.prior=
+    vae`` made the Discriminator column a second VAE) and the tables would compare something
+    else under the same names."""
+    for key in overrides:
+        setters = [name for name, values in exp.configurations.items() if key in values]
+        if setters:
+            raise ConfigError(
+                f"override {key}={overrides[key]!r} replaces the value configuration(s) "
+                f"{', '.join(setters)} of experiment {exp.name} set "
+                f"({exp.configurations[setters[0]][key]!r}), so the table would compare "
+                "something else under the same names; drop the override, or add a "
+                "configuration in an experiment file of your own")
+        if key in exp.search:
+            raise ConfigError(f"override {key}={overrides[key]!r}: experiment {exp.name} "
+                              "searches this key; drop the override")

@@ -8,13 +8,17 @@ Optuna search — a grid sampler over finite spaces — + ASHA), each asking for
 queued by Tune until they fit, or continues an interrupted run with ``Tuner.restore``, and (5)
 aggregates the results into ``results/<experiment>/<preset>/`` and copies them to the storage.
 Scheduling and storage are Ray's; retries are Tune's only (:mod:`tuning.run.retry`). ``STORAGE`` is
-a folder or a URI (:mod:`tuning.run.storage`).
+a folder or a URI (:mod:`tuning.run.storage`). Before Ray starts, the driver takes the lock of
+its storage and results folder and, for ``--resume``, checks that the sweep's state is whole
+and that it is the same sweep (:mod:`tuning.run.identity`).
 """
 
 from __future__ import annotations
 
+import atexit
 import dataclasses
 import datetime
+import functools
 import json
 import math
 import os
@@ -25,15 +29,17 @@ from typing import Any
 from hkmr.config import ConfigError, get_key
 from hkmr.digest import git_revision
 
-from ..experiment.schema import Experiment, load_experiment, parse_overrides
+from ..experiment.schema import (Experiment, check_overrides_keep_configurations,
+                                 load_experiment, parse_overrides)
 from ..experiment.trial_spec import CONFIGURATION, SEED, TrialSpec
+from .identity import check_name, check_resume, driver_lock, fingerprint, write_fingerprint
 from .request import SweepRequest
 from .search_algorithm import search_algorithm, search_budget
 from .shared_artifacts import prepare_shared, prepare_shared_task
-from .storage import RESULTS_FOLDER, exists, is_uri, join, read_text, upload_folder, write_text
-from .trainable import hkmr_trial, trial_placement
+from .storage import (RESULTS_FOLDER, SWEEP_FILE, check_reachable, exists, is_uri, join,
+                      read_json, upload_folder, write_text)
+from .trainable import hkmr_trial, remove_orphaned_trial_folders, trial_placement
 
-SWEEP_FILE = "hkmr_sweep.json"
 
 
 @dataclass
@@ -79,14 +85,18 @@ def plan_sweep(request: SweepRequest) -> SweepPlan:
         request.configurations
     p = exp.preset(preset)
     cli = parse_overrides(list(request.overrides))
+    check_overrides_keep_configurations(exp, cli)
     n_seeds = request.seeds if request.seeds is not None else p.seeds
     if n_seeds < 1:
         raise ConfigError(f"--seeds must be >= 1, got {n_seeds}")
+    if request.max_concurrent is not None and request.max_concurrent < 1:
+        raise ConfigError(f"--max-concurrent must be >= 1, got {request.max_concurrent} "
+                          "(leave it out for as many trials as the resources fit)")
     for configuration in exp.configurations or [None]:  # validate the overrides now
         exp.resolve(preset, configuration, overrides=cli)
     storage = request.storage or os.environ.get("HKMR_STORAGE") or "ray_results"
     storage = storage if is_uri(str(storage)) else Path(storage).expanduser().resolve()
-    name = request.name or f"{exp.name}-{preset}"
+    name = check_name(request.name) if request.name is not None else f"{exp.name}-{preset}"
     spec = TrialSpec.of(exp, preset, storage, cli, request.callbacks)
     from ray import tune
 
@@ -127,6 +137,15 @@ def _init_ray(address: str | None, cpus: int | None = None) -> None:
         ray.init(address=address, runtime_env=runtime_env)
     else:  # cpus None: Ray's own detection, which honours container (cgroup) CPU limits
         ray.init(num_cpus=cpus, runtime_env=runtime_env, include_dashboard=False)
+    import signal
+    import threading
+
+    if threading.current_thread() is threading.main_thread():
+        from hkmr.cli import sigterm_as_sigint
+
+        # ray.init installs a SIGTERM handler that exits at once (rc 134, no tables); a
+        # SIGTERM stops the sweep as Ctrl-C does (Tune's graceful stop, then the tables)
+        signal.signal(signal.SIGTERM, sigterm_as_sigint)
 
 
 def shared_root(storage: Path | str, address: str | None) -> Path | None:
@@ -238,9 +257,43 @@ def run_sweep(request: SweepRequest):
     cluster and in the driver on an embedded local Ray (the same machine: a task would only
     cost a worker start-up). The results folder is also copied to
     ``STORAGE/NAME/hkmr_results`` (:mod:`tuning.run.storage`)."""
-    from .optuna_storage import default_study_url
 
     plan = plan_sweep(request)
+    seeds_used = request.seeds if request.seeds is not None else \
+        plan.experiment.preset(plan.preset).seeds
+    folder = None if request.results_dir is None else \
+        Path(request.results_dir) / plan.experiment.name / plan.preset
+    identity = fingerprint(plan, request.first_seed, seeds_used, request.configurations)
+    if not request.address:  # leftovers of an earlier sweep killed on this machine
+        remove_orphaned_trial_folders()
+        _clean_at_exit()
+    check_reachable(plan.storage)
+    if request.tracking:
+        from hkmr.tracking import check_tracking_reachable
+
+        check_tracking_reachable(request.tracking)
+    with driver_lock(plan.storage, plan.name, folder):
+        if request.resume:
+            check_resume(sweep_path(plan), identity)
+        try:
+            return _run_locked(request, plan, seeds_used, folder, identity)
+        finally:  # also after SIGINT/SIGTERM: the folders of trials killed with the sweep
+            if not request.address:
+                remove_orphaned_trial_folders()
+
+
+@functools.cache
+def _clean_at_exit() -> None:
+    """Once per process, before ray.init: at exit, after Ray's own exit handler has stopped
+    the trial processes, remove their folders."""
+    atexit.register(remove_orphaned_trial_folders, wait_s=5.0)
+
+
+def _run_locked(request: SweepRequest, plan: SweepPlan, seeds_used: int, folder: Path | None,
+                identity: dict):
+    """:func:`run_sweep` once the driver holds its locks and the sweep is checked."""
+    from .optuna_storage import default_study_url
+
     _init_ray(request.address, request.cpus)
     root = shared_root(plan.storage, request.address)
     as_task = request.shared_task
@@ -248,12 +301,9 @@ def run_sweep(request: SweepRequest):
         prepare_shared_task(plan, root)
     else:
         prepare_shared(plan, root)
-    seeds_used = request.seeds if request.seeds is not None else \
-        plan.experiment.preset(plan.preset).seeds
     if not request.resume:
         _write_sweep_file(plan, seeds_used, request.command or "")
-    folder = None if request.results_dir is None else \
-        Path(request.results_dir) / plan.experiment.name / plan.preset
+        write_fingerprint(sweep_path(plan), identity)
     optuna_storage = request.optuna_storage
     if plan.experiment.is_search and not optuna_storage and folder is not None:
         optuna_storage = default_study_url(folder)
@@ -288,4 +338,4 @@ def _aggregate(grid, plan: SweepPlan, folder: Path, info: dict) -> Path:
 
 def _read_sweep_file(plan: SweepPlan) -> dict:
     path = sweep_path(plan, SWEEP_FILE)
-    return json.loads(read_text(path)) if exists(path) else {}
+    return read_json(path, "sweep record") if exists(path) else {}

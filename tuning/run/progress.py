@@ -37,11 +37,13 @@ def live_reporter(parameters: list[str]):
 
 
 def best_line(grid, exp) -> str:
-    """One line after a sweep from the ResultGrid's own methods: trials that ended, trials
-    that errored, and the best trial by the sweep's metric (``get_best_result``)."""
+    """One line after a sweep: the trials by status, counted as the trials table counts them
+    (:func:`tuning.analysis.aggregate.status_counts`), and the best trial by the sweep's
+    metric (``get_best_result``)."""
+    from ..analysis.aggregate import grid_statuses, status_counts
     from ..experiment.trial_spec import SEED, configuration_label
 
-    text = f"{grid.num_terminated} trials ended, {grid.num_errors} errored"
+    text = "trials: " + status_counts(grid_statuses(grid))
     try:
         best = grid.get_best_result()
     except RuntimeError:  # no trial reported a finite metric

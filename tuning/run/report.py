@@ -17,7 +17,8 @@ from hkmr.config import ConfigError
 
 from ..analysis.aggregate import aggregate_grid, upgrade_trials, write_results
 from ..experiment.schema import Experiment, load_experiment
-from .storage import RESULTS_FOLDER, exists, is_uri, join, read_text, upload_folder
+from .identity import newest_state
+from .storage import RESULTS_FOLDER, exists, is_uri, join, read_json, upload_folder
 from .driver import SWEEP_FILE
 
 
@@ -29,6 +30,7 @@ def load_grid(sweep_dir: str | Path):
     path = str(sweep_dir) if is_uri(sweep_dir) else Path(sweep_dir).resolve()
     if not tune.Tuner.can_restore(str(path)):
         raise FileNotFoundError(f"{path} is not a Ray Tune sweep folder (no experiment state)")
+    newest_state(str(path))  # whole JSON, or an error naming the file
     return ResultGrid(ExperimentAnalysis(str(path)))
 
 
@@ -102,7 +104,7 @@ def report_sweep(sweep_dir: str | Path, results_dir: str | Path = "results") -> 
     info_path = join(str(sweep_dir), SWEEP_FILE)
     if not exists(info_path):
         raise FileNotFoundError(f"{info_path} is missing: not a folder made by 'hkmr sweep'")
-    info = json.loads(read_text(info_path))
+    info = read_json(info_path, "sweep record")
     spec = info.get("spec") or info["run"]  # "run": sweeps before the typed trial spec
     exp = _sweep_experiment(info, spec)
     out = Path(results_dir) / exp.name / info["preset"]

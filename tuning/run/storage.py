@@ -2,7 +2,7 @@
 and written through ``pyarrow.fs`` as Ray Tune itself does.
 
 A sweep's storage holds, under ``STORAGE/NAME``: Ray Tune's experiment state and trial folders
-(written by Tune), ``hkmr_sweep.json`` (what the sweep was: :data:`tuning.run.driver.SWEEP_FILE`)
+(written by Tune), ``hkmr_sweep.json`` (what the sweep was: :data:`SWEEP_FILE`)
 and ``hkmr_results/`` (a copy of the aggregated results folder), so a sweep whose driver's disk
 is gone (a KubeRay RayJob's pod) can be reported and resumed from the storage alone.
 
@@ -10,6 +10,10 @@ S3-compatible endpoints are configured the way AWS tools are: ``AWS_ENDPOINT_URL
 ``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY``, ``AWS_DEFAULT_REGION`` in the environment
 (of the driver and, for trials, of every Ray worker: export them before the cluster starts) or
 a query string on the URI (``s3://bucket/p?endpoint_override=host:port``, pyarrow's).
+
+:func:`check_reachable` runs before a sweep starts: a local storage must be a folder that can
+be written, a URI must answer a listing within :data:`REACH_TIMEOUT_S` seconds (an endpoint
+that accepts connections and never answers kept a sweep silent for minutes, then failed).
 
 Local files are written to a temporary name and renamed (:func:`hkmr.io.atomic_path`); an
 object store's single PUT is atomic by itself, so objects are written in place.
@@ -23,10 +27,15 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from hkmr.io import atomic_path
+from hkmr.io import atomic_path, check_writable
+
+#: seconds an object store has to answer the check before a sweep
+REACH_TIMEOUT_S = 15.0
 
 #: the folder under STORAGE/NAME that holds a copy of the sweep's results folder
 RESULTS_FOLDER = "hkmr_results"
+#: the file under STORAGE/NAME that records what the sweep is (:func:`tuning.run.driver.sweep_info`)
+SWEEP_FILE = "hkmr_sweep.json"
 
 
 def is_uri(path: str | os.PathLike) -> bool:
@@ -67,6 +76,57 @@ def read_text(path: str | os.PathLike) -> str:
     fs, inner = _fs(str(path))
     with fs.open_input_stream(inner) as fh:
         return fh.read().decode()
+
+
+def check_reachable(storage: str | os.PathLike, timeout: float = REACH_TIMEOUT_S) -> None:
+    """ValueError naming ``storage`` when a sweep could not write there: a local path that is
+    not a writable folder, or a URI that does not answer a listing within ``timeout`` s."""
+    if not is_uri(storage):
+        check_writable(storage, "sweep storage (--storage)")
+        return
+    import threading
+
+    outcome: list = []
+
+    def probe():
+        try:
+            outcome.append(list_names(storage))
+        except Exception as err:  # noqa: BLE001 - reported below, with the URI
+            outcome.append(err)
+
+    thread = threading.Thread(target=probe, daemon=True, name="hkmr-storage-probe")
+    thread.start()
+    thread.join(timeout)
+    if not outcome:
+        raise ValueError(f"--storage {storage}: no answer within {timeout:g} s (is the "
+                         "endpoint, AWS_ENDPOINT_URL, right and up?)")
+    if isinstance(outcome[0], Exception):
+        err = outcome[0]
+        raise ValueError(f"--storage {storage}: cannot list it ({type(err).__name__}: "
+                         f"{str(err).splitlines()[0] if str(err) else ''})") from None
+
+
+def read_json(path: str | os.PathLike, what: str = "file"):
+    """The JSON value of the file at ``path``; ValueError naming the file (and saying what it
+    is) when it is not whole JSON, e.g. cut short by a full disk."""
+    import json
+
+    text = read_text(path)
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{path}: damaged {what}: {err} ({len(text)} bytes)") from None
+
+
+def list_names(folder: str | os.PathLike) -> list[str]:
+    """The names of the files and folders directly in ``folder`` (none when it is missing)."""
+    import pyarrow.fs
+
+    fs, inner = _fs(str(folder))
+    if fs.get_file_info(inner).type != pyarrow.fs.FileType.Directory:
+        return []
+    return [posixpath.basename(info.path)
+            for info in fs.get_file_info(pyarrow.fs.FileSelector(inner))]
 
 
 def write_text(path: str | os.PathLike, text: str) -> None:

@@ -18,6 +18,7 @@ trainer; the sweep driver has already built what it reads (dataset, prior, featu
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 import time
@@ -33,6 +34,9 @@ from hkmr.train.trainer import Trainer, TrainerHooks
 from ..analysis.image_errors import write_trial_images
 from .retry import TRAIN_MAX_FAILURES, failure_metrics, is_permanent, permanent_cause
 from ..experiment.trial_spec import CONFIGURATION, TrialSpec
+
+#: the name of a trial's temporary folder: this prefix, its process id, a random part
+TRIAL_TMP_PREFIX = "hkmr-trial-"
 
 
 def _numeric(metrics: dict) -> dict:
@@ -99,7 +103,8 @@ def _attempt(cfg: Config, spec: TrialSpec, hooks: TrainerHooks, report, checkpoi
              is_main: bool, epoch_end) -> None:
     """One attempt of a trial: restore, train (reporting every epoch), evaluate, report."""
     start = time.perf_counter()
-    with tempfile.TemporaryDirectory(prefix="hkmr-trial-") as tmp:
+    # the process id in the name lets the driver remove the folder of a killed trial
+    with tempfile.TemporaryDirectory(prefix=f"{TRIAL_TMP_PREFIX}{os.getpid()}-") as tmp:
         out_dir = Path(tmp)
         _restore(checkpoint, out_dir)
 
@@ -129,6 +134,40 @@ def _attempt(cfg: Config, spec: TrialSpec, hooks: TrainerHooks, report, checkpoi
         report({**_numeric(held.get("metrics", last)), **final, "failed": 0, "final": 1,
                 "node_id": _node_id(), "trial_work_seconds": work, **source.describe()},
                out_dir if held or images else None)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # another user's live process
+    return True
+
+
+def remove_orphaned_trial_folders(root: str | Path | None = None,
+                                  wait_s: float = 0.0) -> list[Path]:
+    """Delete the temporary trial folders under ``root`` (the temp folder) whose trial process
+    is gone: a trial killed with its driver (SIGINT, SIGTERM) cannot remove its own (they
+    held 63-84 MB each). Folders of live processes are kept, after waiting up to ``wait_s``
+    seconds for them to end (at the driver's exit, while Ray stops its workers); returns the
+    folders removed."""
+    removed, deadline = [], time.monotonic() + wait_s
+    while True:
+        live = []
+        for path in Path(root or tempfile.gettempdir()).glob(f"{TRIAL_TMP_PREFIX}*"):
+            pid = path.name[len(TRIAL_TMP_PREFIX):].split("-")[0]
+            if not pid.isdigit():
+                continue
+            if _alive(int(pid)):
+                live.append(path)
+                continue
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(path)
+        if not live or time.monotonic() >= deadline:
+            return removed
+        time.sleep(0.2)
 
 
 def _resolve(spec: TrialSpec, config: dict[str, Any], report) -> Config | None:
