@@ -16,6 +16,10 @@ Measured side by side in one run, each figure also in ``OUT/gpu_check.json``:
    (``train.amp``; a CPU run has no AMP, so both rows are float32 there): images/s.
 4. **A smoke sweep whose trials are 1-GPU Ray Train ``TorchTrainer`` s** (``workers_per_trial:
    1``, ``use_gpu`` on CUDA): wall time and the trials' status.
+5. **A 2-GPU trial** (``workers_per_trial: 2``, DDP over NCCL, the global batch split between
+   the GPUs: :mod:`hkmr.train.distributed`) when the machine has 2 CUDA GPUs: its status,
+   the trial's images/s and how many ranks evaluated validation (1); otherwise the JSON says
+   it was skipped and why.
 
 Nothing here is asserted against a target: the JSON is the record, the tests only run the
 dry run so the code cannot rot.
@@ -129,7 +133,8 @@ def one_epoch(device, tiny, tmp: Path) -> dict:
     return rows
 
 
-def gpu_sweep(device, tiny, tmp: Path) -> dict:
+def gpu_sweep(device, tiny, tmp: Path, workers: int = 1) -> dict:
+    """A smoke sweep whose trials are Ray Train groups of ``workers`` (one GPU each)."""
     import ray
 
     from tuning.run.driver import run_sweep
@@ -138,9 +143,10 @@ def gpu_sweep(device, tiny, tmp: Path) -> dict:
 
     gpu = device.type == "cuda"
     # the dry run starts one TorchTrainer (each costs ~25 s of Ray Train start-up here)
-    configurations = {"HKMR": {}} if tiny else {"HMR": {"model.regressor": "hmr"}, "HKMR": {}}
+    configurations = {"HKMR": {}} if tiny or workers > 1 else {
+        "HMR": {"model.regressor": "hmr"}, "HKMR": {}}
     preset = {"config": "smoke", "seeds": 1, "eval_limit": 8, "suites": ["table1"],
-              "workers_per_trial": 1, "use_gpu": gpu,
+              "workers_per_trial": workers, "use_gpu": gpu,
               "overrides": {**(TINY if tiny else {"train.epochs": 1}), "train.epochs": 1,
                             "train.device": "cuda" if gpu else "cpu"}}
     spec = {"name": "gpu_check", "title": "GPU check sweep",
@@ -148,19 +154,31 @@ def gpu_sweep(device, tiny, tmp: Path) -> dict:
             "tables": [{"title": "MPJPE (mm)", "columns": list(configurations),
                         "metric": "mpjpe"}],
             "presets": {"smoke": preset}}
-    path = tmp / "gpu_check.yaml"
+    path = tmp / f"gpu_check_{workers}.yaml"
     path.write_text(yaml.safe_dump(spec))
     start = time.perf_counter()
     try:
-        grid, out = run_sweep(SweepRequest(path, "smoke", storage=tmp / "store", results_dir=tmp / "results",
-                              max_concurrent=1))
+        grid, out = run_sweep(SweepRequest(path, "smoke", storage=tmp / f"store_{workers}",
+                                           results_dir=tmp / f"results_{workers}",
+                                           max_concurrent=1))
     finally:
         ray.shutdown()
-    trials = {r.config["configuration"]: {"P1_standard_mpjpe": r.metrics.get("P1_standard_mpjpe"),
+    keys = ("P1_standard_mpjpe", "val_mpjpe", "images_per_second", "train_workers",
+            "val_evaluations")
+    trials = {r.config["configuration"]: {**{k: r.metrics.get(k) for k in keys},
                                           "error": None if r.error is None else str(r.error)}
               for r in grid}
     return {"trials": trials, "errors": grid.num_errors, "use_gpu": gpu,
-            "wall_seconds": round(time.perf_counter() - start, 1)}
+            "workers_per_trial": workers, "wall_seconds": round(time.perf_counter() - start, 1)}
+
+
+def two_gpu_trial(device, tiny, tmp: Path) -> dict:
+    """Section 5: a 2-worker trial on 2 GPUs, or why it was skipped."""
+    if device.type != "cuda":
+        return {"skipped": f"needs 2 CUDA GPUs; --device {device.type}"}
+    if torch.cuda.device_count() < 2:
+        return {"skipped": f"needs 2 CUDA GPUs; this machine has {torch.cuda.device_count()}"}
+    return gpu_sweep(device, tiny, tmp, workers=2)
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -187,6 +205,7 @@ def main(argv: list[str] | None = None) -> dict:
         summary["one_epoch"] = one_epoch(device, args.tiny, tmp)
         if not args.skip_sweep:
             summary["sweep"] = gpu_sweep(device, args.tiny, tmp)
+            summary["two_gpu_trial"] = two_gpu_trial(device, args.tiny, tmp)
     summary["total_seconds"] = round(time.perf_counter() - start, 1)
     args.out.mkdir(parents=True, exist_ok=True)
     with atomic_path(args.out / "gpu_check.json") as out:

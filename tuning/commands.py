@@ -79,6 +79,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                        "optuna.db, which optuna-dashboard opens)")
     sweep.add_argument("--dry-run", action="store_true", help="print every trial and the "
                        "shared artefacts it would build or reuse; start nothing")
+    sweep.add_argument("--workers-per-trial", type=int, metavar="N", help="train each trial "
+                       "with a Ray Train group of N DDP workers (one GPU each on GPU presets), "
+                       "each taking 1/N of train.batch_size, the global batch; 0: in the "
+                       "trial's own process (default: the preset's workers_per_trial)")
     sweep.add_argument("--target-mde", type=float, metavar="MM", help="add seeds (a batch "
                        "at a time, finished trials kept) until the primary endpoint's minimal "
                        "detectable paired difference at 80 %% power is at most MM mm")
@@ -147,7 +151,8 @@ def _sweep(args: argparse.Namespace) -> None:
                            max_concurrent=args.max_concurrent, resume=args.resume,
                            results_dir=args.out, command=_command(),
                            tracking=parse_tracking(args.tracking, args.out),
-                           optuna_storage=args.optuna_storage)
+                           optuna_storage=args.optuna_storage,
+                           workers_per_trial=args.workers_per_trial)
     if args.dry_run:
         from .run.dry_run import describe
 

@@ -3,7 +3,8 @@
 * ``vae``: the frozen VAE encoder from ``model.vae_checkpoint``; when that is empty, one is
   trained on a sampled pose corpus on first use and cached in ``$HKMR_CACHE`` (a few seconds).
 * ``discriminator``: HMR's discriminator, trained alongside the regressor with its own Adam
-  (``train.disc_lr``) against real poses from the sampled corpus.
+  (``train.disc_lr``) against real poses from the sampled corpus; in a DDP run its gradients
+  are averaged over the ranks (:mod:`hkmr.train.distributed`).
 """
 
 from __future__ import annotations
@@ -14,14 +15,16 @@ from ..body.rotations import axis_angle_to_matrix
 from ..config import Config
 from ..model.output import RegressorOutput
 from ..model.priors import PoseDiscriminator, PoseVAE, default_vae, pose_corpus
+from .distributed import Ranks
 
 
 class PriorTerm:
     """The prior of a run: the prior module and, for the discriminator, its optimiser and
     real poses."""
 
-    def __init__(self, cfg: Config, device: torch.device):
+    def __init__(self, cfg: Config, device: torch.device, ranks: Ranks | None = None):
         self.kind = cfg.model.prior
+        self.ranks = ranks or Ranks()
         self.module: PoseVAE | PoseDiscriminator | None = None
         self.optimizer = None
         if self.kind == "vae":
@@ -42,12 +45,15 @@ class PriorTerm:
         """One discriminator update against the latest predictions (no-op for other priors)."""
         if self.optimizer is None:
             return None
-        idx = torch.randint(0, len(self.real_pose), (fake.betas.shape[0],),
-                            generator=self.generator)
+        # one draw for the global batch; each DDP rank takes its share (its own fakes)
+        idx = self.ranks.share(torch.randint(
+            0, len(self.real_pose), (fake.betas.shape[0] * self.ranks.world_size,),
+            generator=self.generator))
         loss = self.module.discriminator_loss(self.real_pose[idx], self.real_betas[idx],
                                               fake.pose, fake.betas)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        self.ranks.average_gradients(self.module.parameters())
         self.optimizer.step()
         return loss.item()
 

@@ -17,6 +17,15 @@ drawn from the seeded torch RNG; checkpoints hold the RNG states. So two runs wi
 the same metrics, and a run resumed from the checkpoint of epoch e ends exactly where the
 uninterrupted run ends.
 
+Data parallel (``hooks.world_size`` N > 1, a Ray Train trial of N workers): ``train.batch_size``
+is the global batch, each rank takes its 1/N share of the one-process batch of every step, the
+losses and the discriminator's gradients are averaged so that the N ranks take the
+one-process optimiser steps, the epoch's metrics are reduced over the ranks and validation
+runs on rank 0 only (:mod:`hkmr.train.distributed`). The image regimes' random augmentation
+draws from each rank's own RNG stream, so there the N-rank run is the same training in
+distribution, not bit for bit; the keypoint regime's inputs depend on (seed, epoch, sample)
+only.
+
 Learning rate (``train.lr_schedule``): ``constant`` (default) keeps ``train.lr``; ``cosine``
 anneals it to 0 over the run's total steps (``train.epochs`` x steps per epoch) after an
 optional linear warm-up of ``train.warmup_steps``, stepped after every optimisation step, so
@@ -61,6 +70,7 @@ from ..digest import state_digest
 from ..eval.suites import evaluate_joints
 from ..features.cache import StaleCacheError
 from ..model.estimator import encoder_input, pose_body
+from .distributed import Ranks, rank_batch_size
 from .losses import total_loss
 from .loop import InTheLoop, hide_ground_truth, kept_ground_truth, sample_keys
 from .prior_term import PriorTerm
@@ -110,6 +120,7 @@ class Trainer:
             torch.set_num_threads(cfg.train.threads)
         seed_everything(cfg.seed)
         self.device = self.hooks.device or pick_device(cfg.train.device)
+        self.ranks = Ranks(self.hooks.rank, self.hooks.world_size, self.device)
         self.body = BodyModel(cfg.body.model_path).to(self.device)
         self.kinematics = JointKinematics(self.body).to(self.device)
         self.train_set, self.val_set = source.train, source.val
@@ -119,7 +130,7 @@ class Trainer:
         model = model.to(self.device)
         self.model = self.hooks.prepare_model(model)
         self.module = model  # unwrapped, for checkpoints
-        self.prior = PriorTerm(cfg, self.device)
+        self.prior = PriorTerm(cfg, self.device, self.ranks)
         # data.smpl_fraction and train.in_the_loop (SMPLify in the loop, hkmr/train/loop.py)
         self.sample_count, self.sample_key = sample_keys(self.train_set)
         self.gt_kept = kept_ground_truth(self.sample_count, cfg.data.smpl_fraction)
@@ -130,11 +141,14 @@ class Trainer:
                                           lr=cfg.train.lr, weight_decay=cfg.train.weight_decay)
         self.amp = cfg.train.amp and self.device.type == "cuda"
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp)
+        # each rank's share of the global batch train.batch_size (hkmr/train/distributed.py)
         self.sampler = DistributedSampler(self.train_set, num_replicas=self.hooks.world_size,
                                           rank=self.hooks.rank, shuffle=True,
-                                          seed=cfg.seed * 100_003)
+                                          seed=cfg.seed * 100_003, drop_last=True)
         self.train_loader = self.hooks.prepare_loader(DataLoader(
-            self.train_set, batch_size=cfg.train.batch_size, sampler=self.sampler,
+            self.train_set, batch_size=rank_batch_size(cfg.train.batch_size,
+                                                       self.hooks.world_size),
+            sampler=self.sampler,
             num_workers=source.loader_workers,
             drop_last=len(self.train_set) > cfg.train.batch_size,
             persistent_workers=False))
@@ -184,7 +198,8 @@ class Trainer:
         if outputs[0].vertices is not None:  # a regressed mesh (CMR): its (fitted) targets' mesh
             with torch.no_grad():
                 batch["vertices"] = self.body.forward_pose(batch["pose"], batch["betas"]).vertices
-        loss, terms = total_loss(outputs, batch, self.joints_of, self.cfg.loss, self.prior.module)
+        loss, terms = total_loss(outputs, batch, self.joints_of, self.cfg.loss, self.prior.module,
+                                 self.ranks.loss_denominators if self.ranks.distributed else None)
         bad = [name for name, value in terms.items() if not torch.isfinite(value)]
         if bad or not torch.isfinite(loss):
             raise NonFiniteLossError(
@@ -208,23 +223,42 @@ class Trainer:
         return logged
 
     def train_epoch(self) -> dict[str, float]:
+        """One epoch; its metrics are means over the samples of all ranks, its throughput
+        all ranks' images per second of the slowest rank (hkmr/train/distributed.py)."""
         self.model.train()
         self.sampler.set_epoch(self.epoch)
         self.source.set_epoch(self.epoch)
         sums: dict[str, float] = {}
-        steps, start = 0, time.perf_counter()
-        limit = self.cfg.train.steps_per_epoch or math.inf
+        samples, start = 0, time.perf_counter()
+        steps, limit = 0, self.cfg.train.steps_per_epoch or math.inf
         for batch in self.train_loader:
+            n = batch["index"].shape[0]
             for k, v in self.train_step(batch).items():
-                sums[k] = sums.get(k, 0.0) + v
+                sums[k] = sums.get(k, 0.0) + v * n
+            samples += n
             steps += 1
             if steps >= limit:
                 break
-        seconds = time.perf_counter() - start
-        metrics = {f"train_{k}": v / max(steps, 1) for k, v in sums.items()}
+        means, samples, seconds = self.ranks.reduce_epoch(sums, samples,
+                                                          time.perf_counter() - start)
+        metrics = {f"train_{k}": v for k, v in means.items()}
         metrics["train_seconds"] = seconds
-        metrics["images_per_second"] = steps * self.cfg.train.batch_size / max(seconds, 1e-9)
+        metrics["train_workers"] = self.ranks.world_size
+        metrics["images_per_second"] = samples / max(seconds, 1e-9)
         return metrics
+
+    def validate(self) -> dict[str, float]:
+        """The validation metrics, computed once: on rank 0, the other ranks wait for them;
+        ``val_evaluations`` counts the ranks that evaluated (1)."""
+        ran = []
+
+        def evaluate_here() -> dict[str, float]:
+            ran.append(self.ranks.rank)
+            return self.evaluate()
+
+        metrics = self.ranks.from_main(evaluate_here)
+        count = self.ranks.sum(torch.tensor([float(len(ran))], device=self.device))
+        return {**metrics, "val_evaluations": int(count.item())}
 
     def evaluate(self) -> dict[str, float]:
         self.model.eval()
@@ -238,7 +272,7 @@ class Trainer:
             metrics = {"epoch": self.epoch + 1}
             metrics.update(self.train_epoch())
             self.epoch += 1
-            metrics.update(self.evaluate())
+            metrics.update(self.validate())
             metrics.update(step=self.step, images_seen=self.images_seen)
             metrics.update(self.source.describe())
             self.history.append(metrics)

@@ -29,6 +29,9 @@ def test_gpu_check_dry_run_on_cpu_writes_every_figure(tmp_path):
     sweep = summary["sweep"]
     assert sweep["errors"] == 0 and set(sweep["trials"]) == {"HKMR"}
     assert all(t["P1_standard_mpjpe"] > 0 for t in sweep["trials"].values())
+    assert all(t["train_workers"] == 1 and t["val_evaluations"] == 1
+               for t in sweep["trials"].values())
+    assert summary["two_gpu_trial"] == {"skipped": "needs 2 CUDA GPUs; --device cpu"}
 
 
 def test_gpu_check_refuses_cuda_without_a_gpu(tmp_path):

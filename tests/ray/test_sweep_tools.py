@@ -59,6 +59,29 @@ def test_dry_run_prints_every_trial_and_the_shared_artefacts_without_ray(
     assert not (tmp_path / "store").exists() and not (tmp_path / "cache" / "synth").exists()
 
 
+def test_workers_per_trial_flag_overrides_the_preset_and_the_dry_run_shows_each_share(
+        tmp_path, capsys):
+    import ray
+
+    from hkmr.config import ConfigError
+
+    exp = write_experiment(tmp_path, {"HKMR": {}}, workers_per_trial=1)  # TINY: batch 4
+    store = ["--storage", str(tmp_path / "store")]
+    assert main(["sweep", str(exp), "--dry-run", *store]) == 0
+    assert "a Ray Train group of workers_per_trial=1 workers, each 4 of the global batch 4" \
+        in capsys.readouterr().out
+    assert main(["sweep", str(exp), "--dry-run", "--workers-per-trial", "2", *store]) == 0
+    assert "2 trials, each: cpu=0.01; a Ray Train group of workers_per_trial=2 workers, " \
+        "each 2 of the global batch 4" in capsys.readouterr().out
+    with pytest.raises(ConfigError, match="configuration HKMR: train.batch_size=4 is the "
+                       "global batch of a step; it must divide among workers_per_trial=3"):
+        from tuning.run.driver import plan_sweep
+        from tuning.run.request import SweepRequest
+
+        plan_sweep(SweepRequest(exp, storage=tmp_path / "store", workers_per_trial=3))
+    assert not ray.is_initialized()
+
+
 def test_the_epochs_parquet_of_committed_results_has_one_row_per_trial_and_epoch():
     duckdb = pytest.importorskip("duckdb")
     folder = RESULTS / "table2" / "smoke"

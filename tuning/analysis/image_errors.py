@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from hkmr.eval.results import markdown_table
@@ -37,18 +38,31 @@ def write_trial_images(images: dict[str, list], folder: Path) -> None:
         pq.write_table(pa.table(images), tmp)
 
 
+def _trial_images(result) -> pa.Table | None:
+    """A trial's per-image errors from its final checkpoint: the Tune result's, or for a Ray
+    Train trial the ``checkpoint_path`` its ``TuneReportCallback`` reports (a folder or URI)."""
+    if result.checkpoint is not None:
+        with result.checkpoint.as_directory() as folder:
+            path = Path(folder) / TRIAL_FILE
+            return pq.read_table(path) if path.exists() else None
+    where = (result.metrics or {}).get("checkpoint_path")
+    if not where:
+        return None
+    fs, root = pafs.FileSystem.from_uri(where if "://" in where else str(Path(where).resolve()))
+    path = f"{root}/{TRIAL_FILE}"
+    if fs.get_file_info(path).type != pafs.FileType.File:
+        return None
+    return pq.read_table(path, filesystem=fs)
+
+
 def collect_images(grid, labels: list[tuple[str, str, int]]) -> pa.Table | None:
     """The per-image rows of every trial of a ResultGrid whose final checkpoint has them;
     ``labels``: (trial id, configuration, seed) of each result, in grid order."""
     parts = []
     for result, (trial_id, configuration, seed) in zip(grid, labels):
-        if result.checkpoint is None:
+        table = _trial_images(result)
+        if table is None:
             continue
-        with result.checkpoint.as_directory() as folder:
-            path = Path(folder) / TRIAL_FILE
-            if not path.exists():
-                continue
-            table = pq.read_table(path)
         n = table.num_rows
         parts.append(table.add_column(0, "trial_id", pa.array([trial_id] * n, pa.string()))
                      .add_column(1, "configuration", pa.array([configuration] * n, pa.string()))

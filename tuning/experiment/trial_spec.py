@@ -57,15 +57,33 @@ class TrialSpec:
 
     @classmethod
     def of(cls, exp: Experiment, preset: str, storage: str, overrides: dict[str, Any],
-           callbacks: tuple = ()) -> "TrialSpec":
-        """The spec of a sweep of ``exp`` at ``preset``; ``callbacks``: trial callbacks."""
+           callbacks: tuple = (), workers_per_trial: int | None = None) -> "TrialSpec":
+        """The spec of a sweep of ``exp`` at ``preset``; ``callbacks``: trial callbacks;
+        ``workers_per_trial``: instead of the preset's (``--workers-per-trial``). Every
+        configuration's global batch must divide among the workers."""
         p = exp.preset(preset)
-        return cls(experiment=exp.name, experiment_path=str(exp.path.resolve()), preset=preset,
-                   storage=str(storage), overrides=dict(overrides), eval_limit=p.eval_limit,
-                   degree_limit=p.degree_limit, suites=tuple(p.suites),
-                   workers_per_trial=p.workers_per_trial, use_gpu=p.use_gpu,
-                   cpus_per_trial=p.cpus_per_trial, max_failures=p.max_failures,
-                   callbacks=tuple(callbacks))
+        spec = cls(experiment=exp.name, experiment_path=str(exp.path.resolve()),
+                   preset=preset, storage=str(storage), overrides=dict(overrides),
+                   eval_limit=p.eval_limit, degree_limit=p.degree_limit, suites=tuple(p.suites),
+                   workers_per_trial=(p.workers_per_trial if workers_per_trial is None
+                                      else workers_per_trial),
+                   use_gpu=p.use_gpu, cpus_per_trial=p.cpus_per_trial,
+                   max_failures=p.max_failures, callbacks=tuple(callbacks))
+        if spec.workers_per_trial > 1:
+            for configuration in exp.configurations or [None]:
+                spec.check_batch(exp.resolve(preset, configuration, overrides=overrides),
+                                 configuration)
+        return spec
+
+    def check_batch(self, cfg: Config, configuration: str | None = None) -> None:
+        """``train.batch_size`` is a step's global batch (:mod:`hkmr.train.distributed`): it
+        must divide among the trial's Ray Train workers."""
+        workers = max(1, self.workers_per_trial)
+        if cfg.train.batch_size % workers:
+            where = f"configuration {configuration}: " if configuration else ""
+            raise ConfigError(f"{where}train.batch_size={cfg.train.batch_size} is the global "
+                              f"batch of a step; it must divide among workers_per_trial="
+                              f"{workers} Ray Train workers")
 
     def with_overrides(self, **values) -> "TrialSpec":
         """The same spec with more config overrides (e.g. the sweep's feature cache)."""
@@ -82,6 +100,7 @@ class TrialSpec:
                           search_values=search, overrides=self.overrides)
         if not cfg.train.threads:
             cfg.train.threads = max(1, math.floor(self.cpus_per_trial))
+        self.check_batch(cfg)
         return cfg
 
 

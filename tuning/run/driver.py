@@ -97,7 +97,7 @@ def plan_sweep(request: SweepRequest) -> SweepPlan:
     storage = request.storage or os.environ.get("HKMR_STORAGE") or "ray_results"
     storage = storage if is_uri(str(storage)) else Path(storage).expanduser().resolve()
     name = check_name(request.name) if request.name is not None else f"{exp.name}-{preset}"
-    spec = TrialSpec.of(exp, preset, storage, cli, request.callbacks)
+    spec = TrialSpec.of(exp, preset, storage, cli, request.callbacks, request.workers_per_trial)
     from ray import tune
 
     if exp.is_search:

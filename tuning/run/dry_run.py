@@ -72,7 +72,11 @@ def describe(plan, root: Path | None = None) -> str:
     exp, spec = plan.experiment, plan.spec
     resources = ", ".join(f"{k}={v:g}" for k, v in trial_resources(spec).items())
     if spec.workers_per_trial:
-        resources += f"; a Ray Train group of {spec.workers_per_trial} workers"
+        batch = exp.resolve(plan.preset, next(iter(exp.configurations or [None])),
+                            overrides=spec.overrides).train.batch_size
+        resources += (f"; a Ray Train group of workers_per_trial={spec.workers_per_trial} "
+                      f"workers, each {batch // spec.workers_per_trial} of the global batch "
+                      f"{batch}")
     lines = [f"dry run: {plan.name} (experiment {exp.name}, preset {plan.preset}), storage "
              f"{plan.storage}; Tune metric {exp.metric} (min); no Ray started", ""]
     if exp.is_search:

@@ -36,7 +36,8 @@ class SweepRequest:
     a cluster) or in the driver. Results: aggregated into ``results_dir/EXPERIMENT/PRESET``
     (None: not aggregated), with ``command`` recorded, logged to the MLflow URI ``tracking``,
     a search's Optuna study in ``optuna_storage``. ``callbacks``: :class:`TrialCallback` s
-    every trial calls."""
+    every trial calls. ``workers_per_trial``: Ray Train workers of each trial instead of the
+    preset's (0: the trial trains in its own process)."""
 
     experiment: str | Path
     preset: str = "smoke"
@@ -56,6 +57,7 @@ class SweepRequest:
     tracking: str | None = None
     optuna_storage: str | None = None
     callbacks: tuple[TrialCallback, ...] = ()
+    workers_per_trial: int | None = None
 
     def __post_init__(self):
         object.__setattr__(self, "overrides", tuple(self.overrides))

@@ -3,8 +3,11 @@
 ``workers_per_trial = 0``: the trainer runs inside the trial process (cheap CPU trials; one
 process start-up instead of a Ray Train controller and worker group).
 ``workers_per_trial >= 1``: the trial builds a Ray Train ``TorchTrainer`` (DDP over gloo on
-CPU, NCCL on GPU) whose workers run the same trainer; ``TuneReportCallback`` forwards rank 0's
-metrics to Tune. Its run name is stable per trial, so a retried trial resumes its training.
+CPU, NCCL on GPU) whose workers run the same trainer as one DDP training at the global batch
+``train.batch_size`` (:mod:`hkmr.train.distributed`: each worker's share of every batch, the
+epoch's metrics reduced over the workers, validation on rank 0 only); ``TuneReportCallback``
+forwards rank 0's metrics to Tune, and only rank 0 runs the test suites. Its run name is
+stable per trial, so a retried trial resumes its training.
 
 Both paths report the same metrics every epoch with a checkpoint Ray can resume from; the
 last epoch's report also carries the paper's evaluation suites on the test split and
