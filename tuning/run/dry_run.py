@@ -19,7 +19,7 @@ from hkmr.features.source import feature_folder
 from hkmr.model.priors import default_vae_path
 from hkmr.train.shared_encoder import shared_encoder_folder
 
-from .trainable import trial_resources
+from .trainable import trial_resources, worker_resources
 
 
 def _state(done: bool) -> str:
@@ -72,7 +72,8 @@ def describe(plan, root: Path | None = None) -> str:
     exp, spec = plan.experiment, plan.spec
     resources = ", ".join(f"{k}={v:g}" for k, v in trial_resources(spec).items())
     if spec.workers_per_trial:
-        resources += f"; a Ray Train group of {spec.workers_per_trial} workers"
+        each = ", ".join(f"{k.lower()}={v:g}" for k, v in worker_resources(spec).items())
+        resources += f"; a Ray Train group of {spec.workers_per_trial} workers ({each} each)"
     lines = [f"dry run: {plan.name} (experiment {exp.name}, preset {plan.preset}), storage "
              f"{plan.storage}; Tune metric {exp.metric} (min); no Ray started", ""]
     if exp.is_search:
