@@ -138,6 +138,8 @@ class DataConfig:
     datasets: list[DatasetEntry] | None = field(default=None,
                                                     metadata={"parse": _check_datasets})
     augment: bool = True
+    # SPIN-format training sets read their crops from a cache made once (hkmr/data/crop_cache.py)
+    crop_cache: bool = False
     workers: int = _range(0, 0, 64, "DataLoader worker processes")
     val_protocol: Literal["P1", "P2"] = "P1"
     features: str | None = None  # feature cache (hkmr features extract); None = keyed, cached
