@@ -53,3 +53,14 @@ def test_four_quarter_gpu_trials_share_one_gpu_and_a_fifth_waits():
         assert groups[4].wait(timeout_seconds=20), "the fifth is placed when one ends"
     finally:
         ray.shutdown()
+
+
+def test_the_dry_run_of_a_gpu_preset_shows_the_fractional_request(tmp_path, monkeypatch,
+                                                                   capsys):
+    from hkmr.cli import main
+
+    monkeypatch.setenv("HKMR_CACHE", str(tmp_path / "cache"))
+    assert main(["sweep", "table2", "--preset", "paper_frozen", "--dry-run", "--storage",
+                 str(tmp_path / "store")]) == 0
+    out = capsys.readouterr().out
+    assert "each: cpu=0.01; a Ray Train group of 1 workers (cpu=0.99, gpu=0.25 each)" in out
