@@ -20,6 +20,14 @@ Measured side by side in one run, each figure also in ``OUT/gpu_check.json``:
    the GPUs: :mod:`hkmr.train.distributed`) when the machine has 2 CUDA GPUs: its status,
    the trial's images/s and how many ranks evaluated validation (1); otherwise the JSON says
    it was skipped and why.
+6. **Speed switches** (:mod:`hkmr.train.speed`): one epoch of the smoke config (ResNet50 at
+   224 px; ``--tiny``: the small CNN) with none, each, and all of pinned memory, AMP,
+   channels-last and ``torch.compile``: images/s side by side (a CPU runs them all eager).
+7. **GPUs packed with small trials**: keypoint Table 2 trials (``cpu_keypoints``, HKMR; the
+   ``--tiny`` run: ``smoke_keypoints``, a few steps) N at once on the one GPU through Ray's
+   fractional GPUs (``gpus_per_trial: 1/N``), N = 1, 4, 8 (``--tiny``: 1, 2): trials per hour
+   per GPU. On a CPU the GPU is a logical one Ray is told about: the packing is real, the
+   arithmetic runs on the CPU.
 
 Nothing here is asserted against a target: the JSON is the record, the tests only run the
 dry run so the code cannot rot.
@@ -181,6 +189,74 @@ def two_gpu_trial(device, tiny, tmp: Path) -> dict:
     return gpu_sweep(device, tiny, tmp, workers=2)
 
 
+SWITCHES = {"none": {}, "pin_memory": {"train.pin_memory": True},
+            "amp": {"train.amp": True}, "channels_last": {"train.channels_last": True},
+            "compile": {"train.compile": True},
+            "all": {"train.pin_memory": True, "train.amp": True, "train.channels_last": True,
+                    "train.compile": True}}
+
+
+def speed_switches(device, tiny, tmp: Path) -> dict:
+    """Images/s of one smoke epoch per switch setting (:data:`SWITCHES`; all off but those)."""
+    from hkmr.train.source import prepare_source
+    from hkmr.train.trainer import Trainer, TrainerHooks
+
+    off = {"train.pin_memory": False, "train.amp": False, "train.channels_last": False,
+           "train.compile": False}
+    rows = {}
+    for name, switches in SWITCHES.items():
+        overrides = {**(TINY if tiny else {"model.encoder": "resnet50"}), "train.epochs": 1,
+                     "train.device": device.type, **off, **switches}
+        cfg = load_config("smoke", overrides)
+        trainer = Trainer(cfg, tmp / f"switch_{name}", prepare_source(cfg, progress=False),
+                          TrainerHooks(log=lambda msg: None))
+        trainer.train_epoch()  # warm-up (and compilation)
+        rows[name] = {"images_per_second": round(trainer.train_epoch()["images_per_second"], 1),
+                      "active": device.type == "cuda" or not switches}
+    base = rows["none"]["images_per_second"]
+    for row in rows.values():
+        row["speed-up"] = round(row["images_per_second"] / base, 3)
+    return rows
+
+
+def packed_trials(device, tiny, tmp: Path) -> dict:
+    """Trials per hour per GPU with N keypoint trials sharing it (see the module docstring)."""
+    import os
+
+    import ray
+
+    from tuning.run.driver import plan_sweep, prepare_shared, run_sweep
+    from tuning.run.request import SweepRequest
+
+    cpus = len(os.sched_getaffinity(0))
+    base = {"train.device": device.type}
+    if tiny:
+        base.update({"data.synth_train": 48, "data.synth_test": 16, "train.epochs": 1,
+                     "train.steps_per_epoch": 3, "model.prior": "none"})
+    out = {}
+    for n in (1, 2) if tiny else (1, 4, 8):
+        preset = {"config": "smoke_keypoints" if tiny else "cpu_keypoints", "seeds": n,
+                  "suites": ["table1", "degrees"], "use_gpu": True, "gpus_per_trial": 1 / n,
+                  "cpus_per_trial": max(1, cpus // n), "overrides": base}
+        spec = {"name": f"packed{n}", "title": "keypoint trials sharing a GPU",
+                "configurations": {"HKMR": {}}, "presets": {"packed": preset}}
+        path = tmp / f"packed{n}.yaml"
+        path.write_text(yaml.safe_dump(spec))
+        request = SweepRequest(path, "packed", storage=tmp / "store", results_dir=None)
+        prepare_shared(plan_sweep(request))  # the pool, once: not the trials' cost
+        ray.init(num_cpus=cpus, num_gpus=1, include_dashboard=False, log_to_driver=False)
+        start = time.perf_counter()
+        try:
+            grid, _ = run_sweep(request)
+        finally:
+            ray.shutdown()
+        wall = time.perf_counter() - start
+        out[f"{n} per GPU"] = {"trials": n, "errors": grid.num_errors,
+                               "wall_seconds": round(wall, 1),
+                               "trials_per_hour_per_gpu": round(3600 * n / wall, 1)}
+    return out
+
+
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cuda", choices=("cuda", "cpu"))
@@ -203,9 +279,11 @@ def main(argv: list[str] | None = None) -> dict:
             device, (1, 4) if args.tiny else (1, 64), 64 if args.tiny else 2048, min_run_time)
         summary["end_to_end"] = end_to_end(device, args.tiny, min_run_time)
         summary["one_epoch"] = one_epoch(device, args.tiny, tmp)
+        summary["speed_switches"] = speed_switches(device, args.tiny, tmp)
         if not args.skip_sweep:
             summary["sweep"] = gpu_sweep(device, args.tiny, tmp)
             summary["two_gpu_trial"] = two_gpu_trial(device, args.tiny, tmp)
+            summary["trials_per_gpu"] = packed_trials(device, args.tiny, tmp)
     summary["total_seconds"] = round(time.perf_counter() - start, 1)
     args.out.mkdir(parents=True, exist_ok=True)
     with atomic_path(args.out / "gpu_check.json") as out:

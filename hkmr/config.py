@@ -138,6 +138,8 @@ class DataConfig:
     datasets: list[DatasetEntry] | None = field(default=None,
                                                     metadata={"parse": _check_datasets})
     augment: bool = True
+    # SPIN-format training sets read their crops from a cache made once (hkmr/data/crop_cache.py)
+    crop_cache: bool = False
     workers: int = _range(0, 0, 64, "DataLoader worker processes")
     val_protocol: Literal["P1", "P2"] = "P1"
     features: str | None = None  # feature cache (hkmr features extract); None = keyed, cached
@@ -160,10 +162,17 @@ class TrainConfig:
     lr_schedule: Literal["constant", "cosine"] = "constant"
     warmup_steps: int = _range(0, 0, 10_000_000, "linear lr warm-up steps before the cosine")
     weight_decay: float = _range(0.0, 0.0, 1.0)
+    # Adam's implementation (hkmr/train/optim.py): foreach = the single-tensor loop's numbers,
+    # faster; fused = one kernel, faster still, rounds differently (another trajectory)
+    adam: Literal["foreach", "fused", "single"] = "foreach"
     steps_per_epoch: int = _range(0, 0, 10_000_000, "0 = one full pass over the data")
     eval_samples: int = _range(0, 0, 10_000_000, "validation images per epoch, 0 = all")
     device: Literal["auto", "cpu", "cuda"] = "auto"
     amp: bool = True  # mixed precision, on CUDA only
+    # the GPU path's speed switches (hkmr/train/speed.py; CUDA only, numbers within rounding)
+    pin_memory: bool = True  # page-locked batches, copied to the GPU without blocking
+    channels_last: bool = False  # NHWC images and convolution weights (ResNet50 with AMP)
+    compile: bool = False  # torch.compile the model for training
     joints: Literal["kinematic", "mesh"] = "kinematic"  # joints-only FK or the full mesh
     disc_lr: float = _range(1e-4, 1e-8, 1.0, "discriminator prior learning rate")
     prior_corpus: int = _range(20000, 100, 10_000_000, "poses sampled for the priors")

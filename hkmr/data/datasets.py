@@ -217,12 +217,15 @@ def _fixed(table, name: str, width: int) -> np.ndarray:
 class SpinDataset(OccludableDataset):
     """A SPIN-format ``.npz`` with its images under ``img_root``, cropped by center/scale to
     ``size`` px. ``protocol=None`` keeps every row; 'P1' / 'P2' keep the Human3.6M images
-    (recognised by the camera serial in their name) of cameras 0-3 / camera 3 only."""
+    (recognised by the camera serial in their name) of cameras 0-3 / camera 3 only.
+    ``crop_cache``: a :class:`hkmr.data.crop_cache.CropCache` of the ``.npz`` at ``size`` to
+    read the crops from instead of the full frames."""
 
     def __init__(self, npz_path: str | Path, img_root: str | Path, size: int = 224,
                  augment=None, occlusion=None, occlusion_seed: int = 0,
-                 protocol: str | None = None):
+                 protocol: str | None = None, crop_cache=None):
         self.path, self.img_root, self.size = Path(npz_path), Path(img_root), size
+        self.crops = crop_cache
         self.data = load_npz(npz_path)
         self.augment = _augmenter(augment)
         self.occlusion = parse_occlusion(occlusion)
@@ -274,7 +277,11 @@ class SpinDataset(OccludableDataset):
                 "keypoints"]
         sample = transform_targets(sample, params)
         warp = crop_matrix(center, scale, self.size, params.linear())
-        img = cv2.warpAffine(self._image(r), warp, (self.size, self.size),
+        if self.crops is not None:  # the same map, from the cached crop
+            frame, warp = self.crops.image(r), self.crops.warp(warp, center, scale)
+        else:
+            frame = self._image(r)
+        img = cv2.warpAffine(frame, warp, (self.size, self.size),
                              flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
         sample["img"] = apply_gain(img, params.gain)
         return sample

@@ -90,25 +90,31 @@ class KeypointDataset(OccludableDataset, EpochDataset):
     def __getitem__(self, index: int) -> dict:
         if not 0 <= index < len(self):
             raise IndexError(index)
-        r = int(self._rows[index])
-        a = self.a
-        visible = self.in_crop[r] & ~self.hidden[r] & ~self._drop[r]
-        flag = visible.float()
-        xy = (a["keypoints"][r] + self._noise[r]) * flag[:, None]
-        view = int(a["view"][r])
-        ones = torch.ones(24, 1)
+        return {k: v[0] for k, v in self.batch(torch.tensor([index])).items()}
+
+    def batch(self, index: torch.Tensor) -> dict:
+        """The items at positions ``index`` (B,), collated: one gather per field
+        (:mod:`hkmr.data.batches`)."""
+        r = self._rows[index]
+        a, b = self.a, len(r)
+        in_crop = self.in_crop[r]
+        flag = (in_crop & ~self.hidden[r] & ~self._drop[r]).float()
+        xy = (a["keypoints"][r] + self._noise[r]) * flag[..., None]
+        view = a["view"][r]
+        ones = torch.ones(b, 24, 1)
+        zeros = torch.zeros(b)
         return {
-            "keypoint_input": torch.cat([xy, flag[:, None]], 1),
-            "keypoints": torch.cat([a["keypoints"][r], ones], 1),
-            "visible": self.in_crop[r].float(),
-            "joints3d": torch.cat([a["joints3d"][r], ones], 1),
+            "keypoint_input": torch.cat([xy, flag[..., None]], -1),
+            "keypoints": torch.cat([a["keypoints"][r], ones], -1),
+            "visible": in_crop.float(),
+            "joints3d": torch.cat([a["joints3d"][r], ones], -1),
             "pose": a["pose"][r], "betas": a["betas"][r],
             "transl": a["transl"][r], "focal": a["focal"][r],
-            "has_smpl": torch.tensor(1.0), "has_joints3d": torch.tensor(1.0),
-            "view": torch.tensor(view), "frontal": torch.tensor(view == FRONTAL_VIEW),
-            "index": torch.tensor(index), "image_id": a["image_id"][r],
+            "has_smpl": torch.ones(b), "has_joints3d": torch.ones(b),
+            "view": view, "frontal": view == FRONTAL_VIEW,
+            "index": index.to(torch.long), "image_id": a["image_id"][r],
             "subject": a["subject"][r], "occluded": self.hidden[r].float(),
-            "flip": torch.tensor(0.0), "rot_deg": torch.tensor(0.0),
+            "flip": zeros, "rot_deg": zeros.clone(),
         }
 
 

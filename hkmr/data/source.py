@@ -142,8 +142,7 @@ def image_source(cfg: Config, progress: bool = True) -> DataSource:
     elif cfg.data.spin_npz:
         if not cfg.data.spin_images:
             raise ValueError("data.spin_npz needs data.spin_images (the folder of its images)")
-        spin = SpinDataset(cfg.data.spin_npz, cfg.data.spin_images, size=cfg.data.synth_size,
-                           augment=cfg.data.augment)
+        spin = spin_training_set(cfg, cfg.data.spin_npz, cfg.data.spin_images)
         w = cfg.data.spin_weight
         train = MixtureDataset([train, spin], [1 - w, w], seed=cfg.seed)
     val = SyntheticDataset(root, "val", protocol=cfg.data.val_protocol)
@@ -153,8 +152,17 @@ def image_source(cfg: Config, progress: bool = True) -> DataSource:
 def training_mixture(cfg: Config, synthetic: Dataset) -> MixtureDataset:
     """SPIN's mixture (``data.datasets``): each set gets its weight's share of the samples,
     and the mixture is as long as its largest set (as SPIN's ``MixedDataset``)."""
-    sets = [synthetic if e.synthetic else
-            SpinDataset(e.npz, e.images, size=cfg.data.synth_size, augment=cfg.data.augment)
+    sets = [synthetic if e.synthetic else spin_training_set(cfg, e.npz, e.images)
             for e in cfg.data.datasets]
     return MixtureDataset(sets, [e.weight for e in cfg.data.datasets],
                           length=max(len(d) for d in sets), seed=cfg.seed)
+
+
+def spin_training_set(cfg: Config, npz: str, images: str) -> SpinDataset:
+    """A SPIN-format training set at the crop size, augmented as configured, read from its
+    crop cache (made once, :mod:`hkmr.data.crop_cache`) under ``data.crop_cache``."""
+    from .crop_cache import ensure_crop_cache
+
+    size = cfg.data.synth_size
+    crops = ensure_crop_cache(npz, images, size) if cfg.data.crop_cache else None
+    return SpinDataset(npz, images, size=size, augment=cfg.data.augment, crop_cache=crops)

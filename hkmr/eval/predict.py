@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from torch.utils.data import DataLoader, Subset
+from torch.utils.data import Subset
+
+from ..data.batches import loader
 
 from ..model.estimator import MeshEstimator
 
@@ -20,7 +22,7 @@ def predict(model: MeshEstimator, dataset, device: torch.device, batch_size: int
     if limit and limit < len(dataset):
         dataset = Subset(dataset, range(limit))
     model.eval()
-    for batch in DataLoader(dataset, batch_size=batch_size, shuffle=False):
+    for batch in loader(dataset, batch_size):  # a batch at a time where the dataset can
         if "features" in batch:  # a feature dataset (frozen-features regime)
             yield batch, model(features=batch["features"].to(device))[-1]
             continue

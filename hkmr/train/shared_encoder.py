@@ -32,14 +32,18 @@ _NOT_IN_KEY = {("data", "workers"), ("data", "features"), ("train", "threads"),
                ("train", "in_the_loop"), ("train", "smplify_iters"), ("train", "smplify_lr"),
                ("train", "smplify_prior"), ("train", "fit_threshold"),
                # the keypoint regime's inputs: an image encoder never sees them
-               ("data", "keypoint_noise"), ("data", "keypoint_dropout")}
+               ("data", "keypoint_noise"), ("data", "keypoint_dropout"),
+               # page-locked batches change no number
+               ("train", "pin_memory")}
 #: keys in the digest only when set away from their default, so caches made before the key
 #: existed stay valid
 _KEYED_IF_SET = {("data", "smpl_fraction"): 1.0, ("data", "mean_params"): None,
                  ("data", "datasets"): None, ("loss", "w_gt_2d"): 1.0,
                  ("loss", "w_openpose"): 0.0, ("model", "chain_layer"): "linear",
                  ("model", "chain_hidden"): 64, ("train", "lr_schedule"): "constant",
-                 ("train", "warmup_steps"): 0}
+                 ("train", "warmup_steps"): 0, ("train", "adam"): "foreach",
+                 ("train", "channels_last"): False, ("train", "compile"): False,
+                 ("data", "crop_cache"): False}
 
 
 def encoder_run_config(cfg: Config) -> Config:

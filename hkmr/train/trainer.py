@@ -64,6 +64,7 @@ from ..body.model import BodyModel
 from ..checkpoint import (CHECKPOINT, build_estimator, mean_params_for, read_checkpoint,
                           save_checkpoint)
 from ..config import Config, to_dict
+from ..data.batches import loader as batch_loader
 from ..data.source import DataSource
 from ..device import pick_device
 from ..digest import state_digest
@@ -72,6 +73,8 @@ from ..features.cache import StaleCacheError
 from ..model.estimator import encoder_input, pose_body
 from .distributed import Ranks, rank_batch_size
 from .losses import total_loss
+from .optim import load_optimizer_state, make_optimizer
+from .speed import batch_to, pin_batches, prepare_for_speed
 from .loop import InTheLoop, hide_ground_truth, kept_ground_truth, sample_keys
 from .prior_term import PriorTerm
 
@@ -128,7 +131,7 @@ class Trainer:
         if source.frozen:
             model.freeze_encoder(source.encoder_state)
         model = model.to(self.device)
-        self.model = self.hooks.prepare_model(model)
+        self.model = prepare_for_speed(self.hooks.prepare_model(model), cfg.train, self.device)
         self.module = model  # unwrapped, for checkpoints
         self.prior = PriorTerm(cfg, self.device, self.ranks)
         # data.smpl_fraction and train.in_the_loop (SMPLify in the loop, hkmr/train/loop.py)
@@ -137,21 +140,19 @@ class Trainer:
         self.loop = (InTheLoop(cfg, self.kinematics, self.sample_count,
                                mean_params_for(cfg).pose, self.device, self.hooks.world_size)
                      if cfg.train.in_the_loop else None)
-        self.optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad],
-                                          lr=cfg.train.lr, weight_decay=cfg.train.weight_decay)
+        self.optimizer = make_optimizer((p for p in model.parameters() if p.requires_grad),
+                                        cfg.train)
         self.amp = cfg.train.amp and self.device.type == "cuda"
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp)
         # each rank's share of the global batch train.batch_size (hkmr/train/distributed.py)
         self.sampler = DistributedSampler(self.train_set, num_replicas=self.hooks.world_size,
                                           rank=self.hooks.rank, shuffle=True,
                                           seed=cfg.seed * 100_003, drop_last=True)
-        self.train_loader = self.hooks.prepare_loader(DataLoader(
-            self.train_set, batch_size=rank_batch_size(cfg.train.batch_size,
-                                                       self.hooks.world_size),
-            sampler=self.sampler,
-            num_workers=source.loader_workers,
+        self.train_loader = self.hooks.prepare_loader(batch_loader(
+            self.train_set, rank_batch_size(cfg.train.batch_size, self.hooks.world_size),
+            self.sampler,
             drop_last=len(self.train_set) > cfg.train.batch_size,
-            persistent_workers=False))
+            num_workers=source.loader_workers, pin_memory=pin_batches(cfg.train, self.device)))
         self.epoch, self.step, self.images_seen = 0, 0, 0
         self.history: list[dict] = []
         self.scheduler = self._lr_scheduler()
@@ -183,8 +184,7 @@ class Trainer:
         return self.kinematics.joints_of(out)
 
     def train_step(self, batch: dict) -> dict[str, float]:
-        batch = {k: v.to(self.device, non_blocking=True) if torch.is_tensor(v) else v
-                 for k, v in batch.items()}
+        batch = batch_to(batch, self.device, self.cfg.train)
         keys = self.sample_key(batch)
         batch = hide_ground_truth(batch, self.gt_kept, keys)
         with torch.autocast(self.device.type, enabled=self.amp):
@@ -314,7 +314,7 @@ class Trainer:
                 state_digest(self.module.encoder.state_dict()) != self.source.encoder_hash:
             raise StaleCacheError(f"{path}: the checkpoint's frozen encoder is not the encoder "
                                   f"{self.source.encoder_hash} of the feature cache")
-        self.optimizer.load_state_dict(blob["optimizer"])
+        load_optimizer_state(self.optimizer, blob["optimizer"], self.cfg.train)
         self.scaler.load_state_dict(blob["scaler"])
         if self.scheduler is not None:
             if blob.get("scheduler") is not None:

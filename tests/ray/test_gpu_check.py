@@ -32,6 +32,16 @@ def test_gpu_check_dry_run_on_cpu_writes_every_figure(tmp_path):
     assert all(t["train_workers"] == 1 and t["val_evaluations"] == 1
                for t in sweep["trials"].values())
     assert summary["two_gpu_trial"] == {"skipped": "needs 2 CUDA GPUs; --device cpu"}
+    switches = summary["speed_switches"]
+    assert set(switches) == {"none", "pin_memory", "amp", "channels_last", "compile", "all"}
+    assert all(row["images_per_second"] > 0 for row in switches.values())
+    assert not switches["all"]["active"]  # a CPU trains eager, whatever the switches say
+    packed = summary["trials_per_gpu"]
+    assert set(packed) == {"1 per GPU", "2 per GPU"}  # --tiny; 1, 4, 8 on a GPU
+    for n, row in ((1, packed["1 per GPU"]), (2, packed["2 per GPU"])):
+        assert row["trials"] == n and row["errors"] == 0
+        assert row["trials_per_hour_per_gpu"] == pytest.approx(3600 * n / row["wall_seconds"],
+                                                               rel=0.01)
 
 
 def test_gpu_check_refuses_cuda_without_a_gpu(tmp_path):

@@ -138,7 +138,9 @@ def preset_summary(preset: Preset, search: bool = False, candidates: bool = Fals
         parts.append(f"degree_limit {preset.degree_limit or 'all'}")
     if preset.overrides:
         parts.append(f"overrides {_value(preset.overrides)}")
-    where = "GPU" if preset.use_gpu else "CPU"
+    where = "CPU"
+    if preset.use_gpu:
+        where = "GPU" if preset.gpus_per_trial == 1 else f"{preset.gpus_per_trial:g} GPU"
     if preset.workers_per_trial:
         where += (f", Ray Train {preset.workers_per_trial} worker"
                   f"{'s' if preset.workers_per_trial != 1 else ''} a trial")

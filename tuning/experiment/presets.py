@@ -50,6 +50,8 @@ class Preset:
     workers_per_trial: int = 0  # 0: train in the trial process; >= 1: a Ray Train TorchTrainer
     use_gpu: bool = False
     cpus_per_trial: float = 1.0
+    gpus_per_trial: float = 1.0  # with use_gpu: GPUs of a trial (of each Train worker); 0.125:
+    # eight small trials share a GPU (Ray's fractional GPUs)
     max_failures: int = 2  # retries of a crashed trial (it resumes from its checkpoint)
     grace_epochs: int = 1  # ASHA: epochs before a search trial may be stopped
 

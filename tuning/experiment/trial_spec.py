@@ -39,6 +39,7 @@ class TrialSpec:
     workers_per_trial: int = 0  # 0: train in the trial process; >= 1: a Ray Train TorchTrainer
     use_gpu: bool = False
     cpus_per_trial: float = 1.0
+    gpus_per_trial: float = 1.0  # with use_gpu: a fraction packs several trials on a GPU
     max_failures: int = 2
     # tuning.run.request.TrialCallback objects every trial calls (the tests' fault injection)
     callbacks: tuple = ()
@@ -52,6 +53,9 @@ class TrialSpec:
                 raise ConfigError(f"trial spec: {name}={getattr(self, name)} must be >= 0")
         if not self.cpus_per_trial > 0:
             raise ConfigError(f"trial spec: cpus_per_trial={self.cpus_per_trial} must be > 0")
+        if not (0 < self.gpus_per_trial <= 1 or float(self.gpus_per_trial).is_integer()):
+            raise ConfigError(f"trial spec: gpus_per_trial={self.gpus_per_trial} must be a "
+                              "fraction in (0, 1] or a whole number of GPUs")
         object.__setattr__(self, "suites", tuple(self.suites))
         object.__setattr__(self, "callbacks", tuple(self.callbacks))
 
@@ -67,7 +71,7 @@ class TrialSpec:
                    eval_limit=p.eval_limit, degree_limit=p.degree_limit, suites=tuple(p.suites),
                    workers_per_trial=(p.workers_per_trial if workers_per_trial is None
                                       else workers_per_trial),
-                   use_gpu=p.use_gpu, cpus_per_trial=p.cpus_per_trial,
+                   use_gpu=p.use_gpu, cpus_per_trial=p.cpus_per_trial, gpus_per_trial=p.gpus_per_trial,
                    max_failures=p.max_failures, callbacks=tuple(callbacks))
         if spec.workers_per_trial > 1:
             for configuration in exp.configurations or [None]:

@@ -19,7 +19,7 @@ from hkmr.features.source import feature_folder
 from hkmr.model.priors import default_vae_path
 from hkmr.train.shared_encoder import shared_encoder_folder
 
-from .trainable import trial_resources
+from .trainable import trial_resources, worker_resources
 
 
 def _state(done: bool) -> str:
@@ -74,9 +74,10 @@ def describe(plan, root: Path | None = None) -> str:
     if spec.workers_per_trial:
         batch = exp.resolve(plan.preset, next(iter(exp.configurations or [None])),
                             overrides=spec.overrides).train.batch_size
+        each = ", ".join(f"{k.lower()}={v:g}" for k, v in worker_resources(spec).items())
         resources += (f"; a Ray Train group of workers_per_trial={spec.workers_per_trial} "
-                      f"workers, each {batch // spec.workers_per_trial} of the global batch "
-                      f"{batch}")
+                      f"workers ({each} each), each {batch // spec.workers_per_trial} of the "
+                      f"global batch {batch}")
     lines = [f"dry run: {plan.name} (experiment {exp.name}, preset {plan.preset}), storage "
              f"{plan.storage}; Tune metric {exp.metric} (min); no Ray started", ""]
     if exp.is_search:

@@ -5,9 +5,9 @@ cache (under ``root``, default ``$HKMR_CACHE``), which trials then read through
 ``data.features``.
 
 On a cluster (``--address``) the build is one Ray task (:func:`prepare_shared_task`) with a
-trial's resources — its ``cpus_per_trial`` CPUs and, on GPU presets, one GPU — so it runs on a
-node that can train (the shared encoder of ``paper_frozen`` trains on ``cuda``), not in the
-driver on a head that has neither. On an embedded local Ray the driver builds them itself
+trial's resources — its ``cpus_per_trial`` CPUs and, on GPU presets, ``gpus_per_trial``
+GPUs — so it runs on a node that can train (the shared encoder of ``paper_frozen`` trains on
+``cuda``), not in the driver on a head that has neither. On an embedded local Ray the driver builds them itself
 (:func:`prepare_shared`): it is on the one node, and a task would only add a worker start-up
 (about 8 s here). The build holds the lock of ``$HKMR_CACHE/hkmr_shared``
 (:func:`hkmr.io.folder_lock`) from its check to its end: two sweeps started together (on the
@@ -104,6 +104,7 @@ def prepare_shared_task(plan, root: Path | None = None) -> dict:
 
     spec = plan.spec
     task = ray.remote(_remote_build).options(
-        num_cpus=spec.cpus_per_trial, num_gpus=1 if spec.use_gpu else 0, max_retries=1,
+        num_cpus=spec.cpus_per_trial, num_gpus=spec.gpus_per_trial if spec.use_gpu else 0,
+        max_retries=1,
         name=f"hkmr-shared-{plan.name}")
     return _apply(plan, ray.get(task.remote(spec, str(root) if root else None, plan.name)))

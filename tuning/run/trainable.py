@@ -237,16 +237,11 @@ def _fit_torch_trainer(config: dict[str, Any], spec: TrialSpec) -> None:
     from ray.tune.integration.ray_train import TuneReportCallback
 
     ctx = tune.get_context()
-    workers, gpu = spec.workers_per_trial, spec.use_gpu
-    per_worker = {"CPU": max(spec.cpus_per_trial - 0.01, 0.01) / workers}
-    if gpu:
-        per_worker["GPU"] = 1
     trainer = TorchTrainer(
         _train_worker,
         train_loop_config={"trial": config, "spec": spec, "trial_id": ctx.get_trial_id()},
-        torch_config=TorchConfig(backend="nccl" if gpu else "gloo"),
-        scaling_config=ray.train.ScalingConfig(num_workers=workers, use_gpu=gpu,
-                                               resources_per_worker=per_worker),
+        torch_config=TorchConfig(backend="nccl" if spec.use_gpu else "gloo"),
+        scaling_config=scaling_config(spec),
         run_config=ray.train.RunConfig(
             name=f"{ctx.get_experiment_name()}-{ctx.get_trial_id()}-train",
             storage_path=spec.storage, callbacks=[TuneReportCallback()],
@@ -261,11 +256,29 @@ def _fit_torch_trainer(config: dict[str, Any], spec: TrialSpec) -> None:
         tune.report(failure_metrics(cause, _node_id()))
 
 
+def worker_resources(spec: TrialSpec) -> dict[str, float]:
+    """Resources of each Ray Train worker of a trial (``workers_per_trial >= 1``): its share
+    of ``cpus_per_trial`` and, on GPU presets, ``gpus_per_trial`` GPUs (a fraction: several
+    trials' workers on one GPU)."""
+    per_worker = {"CPU": max(spec.cpus_per_trial - 0.01, 0.01) / spec.workers_per_trial}
+    if spec.use_gpu:
+        per_worker["GPU"] = spec.gpus_per_trial
+    return per_worker
+
+
+def scaling_config(spec: TrialSpec):
+    """The ``ray.train.ScalingConfig`` of a trial's ``TorchTrainer``."""
+    import ray.train
+
+    return ray.train.ScalingConfig(num_workers=spec.workers_per_trial, use_gpu=spec.use_gpu,
+                                   resources_per_worker=worker_resources(spec))
+
+
 def trial_placement(spec: TrialSpec):
     """The trial's ``tune.PlacementGroupFactory``: one bundle, the trial process's resources
     (:func:`trial_resources`). A trial's Ray Train workers are not in it: the ``TorchTrainer``
-    asks for its own placement group (``ScalingConfig``: ``cpus_per_trial / workers`` CPUs and,
-    on GPU presets, one GPU per worker). Tune requests a placement group for every trial it
+    asks for its own placement group (:func:`scaling_config`: :func:`worker_resources` for
+    each worker). Tune requests a placement group for every trial it
     wants to start, so the trials that do not fit wait as pending placement groups, which an
     autoscaler sees as demand."""
     from ray import tune
@@ -280,5 +293,5 @@ def trial_resources(spec: TrialSpec) -> dict[str, float]:
         return {"cpu": 0.01}
     resources = {"cpu": spec.cpus_per_trial}
     if spec.use_gpu:
-        resources["gpu"] = 1
+        resources["gpu"] = spec.gpus_per_trial  # < 1: Ray packs 1 / it trials on a GPU
     return resources
