@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from conftest import trainer_for
-from hkmr.config import load_config
+from hkmr.config import load_config, parse_override
 from hkmr.data.keypoint_dataset import KeypointTestSets, keypoint_source
 from hkmr.data.keypoint_pool import ensure_pool, load_split, split_rows
 from hkmr.data.occlusion import KINDS, covers, occluder_mask, occluder_of, pixels
@@ -31,7 +31,7 @@ def quiet():
 
 
 def keypoints_cfg(*extra):
-    return load_config("smoke_keypoints", TINY + list(extra))
+    return load_config("smoke_keypoints", dict(parse_override(t) for t in TINY + list(extra)))
 
 
 def test_the_pool_has_the_rendered_datasets_geometry(tmp_path):

@@ -16,7 +16,7 @@ from conftest import model_with_data_statistics, trainer_for
 
 from hkmr.body.kinematics import JointKinematics
 from hkmr.cli import main
-from hkmr.config import ConfigError, load_config, to_dict
+from hkmr.config import ConfigError, load_config, parse_override, to_dict
 from hkmr.data.augment import AugParams, augment_crop, transform_targets
 from hkmr.data.datasets import SyntheticDataset, normalize_image
 from hkmr.eval.metrics import mpjpe, select_eval_joints
@@ -73,7 +73,7 @@ def frozen(cache, ckpt=None, *extra):
     over = ["model.freeze_encoder=true", f"data.features={cache.path}"]
     if ckpt is not None:
         over.append(f"model.encoder_checkpoint={ckpt}")
-    return load_config(None, TINY + over + list(extra))
+    return load_config(None, dict(parse_override(t) for t in TINY + over + list(extra)))
 
 
 def test_cache_holds_every_variant_as_the_encoder_sees_it(setup):

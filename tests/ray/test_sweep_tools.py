@@ -68,11 +68,12 @@ def test_workers_per_trial_flag_overrides_the_preset_and_the_dry_run_shows_each_
     exp = write_experiment(tmp_path, {"HKMR": {}}, workers_per_trial=1)  # TINY: batch 4
     store = ["--storage", str(tmp_path / "store")]
     assert main(["sweep", str(exp), "--dry-run", *store]) == 0
-    assert "a Ray Train group of workers_per_trial=1 workers, each 4 of the global batch 4" \
+    assert "a Ray Train group of 1 workers (cpu=0.99 each), each 4 of the global batch 4" \
         in capsys.readouterr().out
     assert main(["sweep", str(exp), "--dry-run", "--workers-per-trial", "2", *store]) == 0
-    assert "2 trials, each: cpu=0.01; a Ray Train group of workers_per_trial=2 workers, " \
-        "each 2 of the global batch 4" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "2 trials, each: cpu=0.01; a Ray Train group of 2 workers (" in out
+    assert "each), each 2 of the global batch 4" in out
     with pytest.raises(ConfigError, match="configuration HKMR: train.batch_size=4 is the "
                        "global batch of a step; it must divide among workers_per_trial=3"):
         from tuning.run.driver import plan_sweep

@@ -6,7 +6,7 @@ from __future__ import annotations
 import torch
 from conftest import trainer_for
 
-from hkmr.config import load_config
+from hkmr.config import load_config, parse_override
 from hkmr.train.trainer import TrainerHooks
 
 TINY = ["data.synth_train=48", "data.synth_val=8", "data.synth_test=16", "train.epochs=1",
@@ -15,7 +15,8 @@ TINY = ["data.synth_train=48", "data.synth_val=8", "data.synth_test=16", "train.
 
 
 def _fit(tmp_path, name, *extra):
-    trainer = trainer_for(load_config("smoke_keypoints", TINY + list(extra)), tmp_path / name,
+    cfg = load_config("smoke_keypoints", dict(parse_override(t) for t in TINY + list(extra)))
+    trainer = trainer_for(cfg, tmp_path / name,
                           TrainerHooks(log=lambda m: None))
     return trainer, trainer.fit()
 

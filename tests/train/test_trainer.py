@@ -6,7 +6,7 @@ import pytest
 import torch
 from conftest import smoke_run, trainer_for
 
-from hkmr.config import load_config
+from hkmr.config import load_config, parse_override
 from hkmr.checkpoint import CHECKPOINT
 from hkmr.train.trainer import NonFiniteLossError, TrainerHooks
 
@@ -16,7 +16,7 @@ TINY = ["data.synth_train=16", "data.synth_val=6", "data.synth_test=4", "data.sy
 
 
 def tiny(*extra):
-    return load_config(None, TINY + list(extra))
+    return load_config(None, dict(parse_override(t) for t in TINY + list(extra)))
 
 
 def quiet():

@@ -75,9 +75,8 @@ def describe(plan, root: Path | None = None) -> str:
         batch = exp.resolve(plan.preset, next(iter(exp.configurations or [None])),
                             overrides=spec.overrides).train.batch_size
         each = ", ".join(f"{k.lower()}={v:g}" for k, v in worker_resources(spec).items())
-        resources += (f"; a Ray Train group of workers_per_trial={spec.workers_per_trial} "
-                      f"workers ({each} each), each {batch // spec.workers_per_trial} of the "
-                      f"global batch {batch}")
+        resources += (f"; a Ray Train group of {spec.workers_per_trial} workers ({each} each), "
+                      f"each {batch // spec.workers_per_trial} of the global batch {batch}")
     lines = [f"dry run: {plan.name} (experiment {exp.name}, preset {plan.preset}), storage "
              f"{plan.storage}; Tune metric {exp.metric} (min); no Ray started", ""]
     if exp.is_search:
