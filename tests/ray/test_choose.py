@@ -7,10 +7,12 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
+from test_sweeps import ray_local  # noqa: F401  (a fixture: Ray shut down after the test)
+
 pytestmark = pytest.mark.slow
 
 
-def test_choose_confirms_against_the_reference_then_tests_once(tmp_path):
+def test_choose_confirms_against_the_reference_then_tests_once(tmp_path, ray_local):
     from hkmr.cli import main
 
     spec = {"name": "mini_iters", "title": "Mini", "metric": "val_mpjpe", "margin": 1.0,
