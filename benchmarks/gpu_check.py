@@ -244,7 +244,8 @@ def packed_trials(device, tiny, tmp: Path) -> dict:
         path.write_text(yaml.safe_dump(spec))
         request = SweepRequest(path, "packed", storage=tmp / "store", results_dir=None)
         prepare_shared(plan_sweep(request))  # the pool, once: not the trials' cost
-        ray.init(num_cpus=cpus, num_gpus=1, include_dashboard=False, log_to_driver=False)
+        ray.init(address="local", num_cpus=cpus, num_gpus=1, include_dashboard=False,
+                 log_to_driver=False)
         start = time.perf_counter()
         try:
             grid, _ = run_sweep(request)

@@ -33,7 +33,8 @@ def test_four_quarter_gpu_trials_share_one_gpu_and_a_fifth_waits():
     import ray
     from ray.util.placement_group import placement_group, remove_placement_group
 
-    ray.init(num_cpus=8, num_gpus=1, include_dashboard=False, log_to_driver=False)
+    ray.init(address="local", num_cpus=8, num_gpus=1, include_dashboard=False,
+             log_to_driver=False)
     try:
         bundles = scaling_config(_spec()).as_placement_group_factory().bundles
         groups = [placement_group(bundles) for _ in range(5)]

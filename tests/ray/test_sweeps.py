@@ -37,7 +37,7 @@ def write_experiment(tmp_path: Path, configurations: dict, **preset) -> Path:
 def ray_local():
     import ray
 
-    ray.init(num_cpus=2, include_dashboard=False)
+    ray.init(address="local", num_cpus=2, include_dashboard=False)
     yield
     ray.shutdown()
 

@@ -135,8 +135,10 @@ def _init_ray(address: str | None, cpus: int | None = None) -> None:
     runtime_env = {"env_vars": env} if env else None
     if address:
         ray.init(address=address, runtime_env=runtime_env)
-    else:  # cpus None: Ray's own detection, which honours container (cgroup) CPU limits
-        ray.init(num_cpus=cpus, runtime_env=runtime_env, include_dashboard=False)
+    else:  # a new local Ray, never a cluster that happens to run here (that is --address auto);
+        # cpus None: Ray's own detection, which honours container (cgroup) CPU limits
+        ray.init(address="local", num_cpus=cpus, runtime_env=runtime_env,
+                 include_dashboard=False)
     import signal
     import threading
 
