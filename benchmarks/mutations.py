@@ -2,7 +2,7 @@
 bug that would silently corrupt a table or a decision, with the tests that must notice it.
 Grouped by module: metrics, Human3.6M evaluation, chain passes, the regressor's iteration
 order, losses, augmentation, statistics, seed sizing, the iteration decision, aggregation.
-The nine of :data:`ISSUE_32` survived the suite when they were first measured."""
+The nine of :data:`PINNED_MUTATIONS` once survived the suite."""
 
 from __future__ import annotations
 
@@ -244,8 +244,8 @@ MUTATIONS = [
        "values = [_OLD_REGIME.get(v, v) for v", "values = [v for v", AGGREGATE),
 ]
 
-#: the nine mutations issue 32 found surviving the suite: each must stay killed
-ISSUE_32 = ("h36m-pa-mpjpe-arguments-swapped", "camera-before-shape-update",
+#: nine mutations that once survived the suite: each must stay killed
+PINNED_MUTATIONS = ("h36m-pa-mpjpe-arguments-swapped", "camera-before-shape-update",
             "losses-w_shape-as-w_smpl", "losses-smpl-over-batch-size", "pooled-n-largest-group",
             "cell-admits-stopped-trials", "mde-pools-the-reference-with-itself",
             "decision-on-raw-p", "decision-pairs-by-insertion-order")

@@ -24,7 +24,7 @@ def test_the_list_applies_and_a_bad_snippet_stops_it_by_name(runner):
     mutation, mutations = runner
     mutation.check(mutations.MUTATIONS)  # every snippet exactly once, today
     names = {m.name for m in mutations.MUTATIONS}
-    assert len(names) >= 40 and set(mutations.ISSUE_32) <= names
+    assert len(names) >= 40 and set(mutations.PINNED_MUTATIONS) <= names
     for m in mutations.MUTATIONS:
         for test in m.tests:
             assert (mutation.ROOT / test.split("::")[0]).is_file(), (m.name, test)
