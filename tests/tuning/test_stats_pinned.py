@@ -14,7 +14,8 @@ from tuning.experiment.schema import load_experiment
 from tuning.procedures.choose import paired as paired_by_seed
 from tuning.procedures.seed_sizing import family_mde
 from tuning.stats.intervals import cell
-from tuning.stats.paired import differences, holm, mde, paired, pooled_sd
+from tuning.stats.crossed import seeds_only
+from tuning.stats.paired import differences, holm, mde, pooled_sd
 from tuning.stats.sequential_choice import NONINFERIOR, OPEN, Candidate, Design, look
 
 
@@ -107,10 +108,10 @@ def test_paired_t_test_matches_the_t_distribution_by_hand():
     d = [0.4, 1.1, -0.2, 0.9, 0.6]
     n, mean, sd = len(d), statistics.fmean(d), statistics.stdev(d)
     t = mean / (sd / math.sqrt(n))
-    test = paired(d)
-    assert test.p == pytest.approx(2 * sps.t.sf(abs(t), n - 1), rel=1e-9)
+    test = seeds_only(d)
+    assert test.p() == pytest.approx(2 * sps.t.sf(abs(t), n - 1), rel=1e-9)
     half = sps.t.ppf(0.975, n - 1) * sd / math.sqrt(n)
-    assert (test.low, test.high) == (pytest.approx(mean - half), pytest.approx(mean + half))
+    assert test.interval() == (pytest.approx(mean - half), pytest.approx(mean + half))
 
 
 def test_holm_steps_down_with_ties_and_caps_at_one():

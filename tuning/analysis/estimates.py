@@ -17,6 +17,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ..stats.crossed import Difference, crossed, seeds_only
+from ..stats.paired import paired_by_seed
 
 Estimate = Callable[[str, str], tuple[Difference, np.ndarray]]
 
@@ -25,20 +26,6 @@ def _split(key: str) -> tuple[str, str, str]:
     protocol, rest = key.split("_", 1)
     occlusion, metric = rest.split("_", 1)
     return protocol, occlusion, metric
-
-
-def _paired_seeds(rows: list[dict], configuration: str, reference: str, key: str
-                  ) -> dict[int, float]:
-    """seed -> configuration - reference of ``key``, over the seeds both finished."""
-    ref = {r["seed"]: r.get(key) for r in rows
-           if r["configuration"] == reference and r["status"] == "ok"}
-    out = {}
-    for r in rows:
-        if r["configuration"] == configuration and r["status"] == "ok":
-            a, b = r.get(key), ref.get(r["seed"])
-            if a is not None and b is not None and math.isfinite(a) and math.isfinite(b):
-                out[int(r["seed"])] = a - b
-    return out
 
 
 class Estimates:
@@ -73,7 +60,7 @@ class Estimates:
         return self._matrices[k]
 
     def __call__(self, configuration: str, key: str) -> tuple[Difference, np.ndarray]:
-        per_seed = _paired_seeds(self.rows, configuration, self.reference, key)
+        per_seed = paired_by_seed(self.rows, configuration, self.reference, key)
         seeds = sorted(per_seed)
         values = np.array([per_seed[s] for s in seeds], float)
         if not self.has_images(key) or len(seeds) < 2:

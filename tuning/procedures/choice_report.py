@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
+from scipy import stats
 
 from hkmr.digest import git_revision
 from hkmr.eval.figures import pyplot, save_png
@@ -58,8 +59,6 @@ def _row(c: Candidate, inputs: DecisionInputs, trials: list[dict]) -> list[str]:
     interval = "—"
     if len(d) >= 2:
         half = float(np.std(d, ddof=1) / math.sqrt(len(d)))
-        from scipy import stats
-
         q = stats.t.ppf(1 - inputs.design.level, len(d) - 1)
         interval = f"[{d.mean() - q * half:+.2f}, {d.mean() + q * half:+.2f}]"
     outcome = c.status + (" (also better by more than δ)" if c.superior

@@ -39,7 +39,8 @@ from ..analysis.aggregate import trials_table, write_results
 from ..experiment.schema import Experiment, load_experiment
 from ..run.driver import plan_sweep, run_sweep, sweep_exists
 from ..run.request import SweepRequest
-from ..stats.sequential_choice import Candidate, Design, look, still_open
+from ..stats.paired import paired_by_seed
+from ..stats.sequential_choice import Candidate, Design, choice, look, still_open
 
 METRIC = "val_mpjpe"  # the decision's endpoint: validation split
 CONFIRM_SEED = 1000  # the first confirmation seed: fresh, never a search seed
@@ -104,16 +105,19 @@ def best_points(rows: list[dict], k: int) -> list[dict[str, Any]]:
     return picks[:k]
 
 
-def confirm_experiment(exp: Experiment, points: dict[str, dict], path: Path) -> Path:
-    """The confirmation runs as a grid experiment with no test suite (validation only)."""
-    spec = yaml.safe_load(exp.recorded_yaml())  # every preset complete
-    spec.pop("search", None)
-    spec.pop("baseline", None)
-    spec.update(name=f"{exp.name}_confirm", title=f"{exp.title}: confirmation runs",
-                configurations=points, reference=REFERENCE, suites=[])
-    spec.pop("confirmatory", None)
-    for preset in spec.get("presets", {}).values():
-        preset["suites"] = []
+def grid_experiment(exp: Experiment, name: str, title: str, points: dict[str, dict],
+                    path: Path, suites: list[str] | None = None) -> Path:
+    """``exp`` (every preset complete) as a grid experiment of ``points`` against
+    :data:`REFERENCE`, written to ``path``; ``suites``: replace every preset's (``[]``: no test
+    suite, validation only)."""
+    spec = yaml.safe_load(exp.recorded_yaml())
+    for key in ("search", "baseline", "confirmatory"):
+        spec.pop(key, None)
+    spec.update(name=name, title=title, configurations=points, reference=REFERENCE)
+    if suites is not None:
+        spec["suites"] = suites
+        for preset in spec.get("presets", {}).values():
+            preset["suites"] = suites
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(path) as tmp:
         tmp.write_text(yaml.safe_dump(spec, sort_keys=False, allow_unicode=True))
@@ -122,12 +126,7 @@ def confirm_experiment(exp: Experiment, points: dict[str, dict], path: Path) -> 
 
 def paired(trials: list[dict], name: str) -> dict[int, float]:
     """seed -> candidate - reference validation MPJPE, over the seeds both finished."""
-    def values(n):
-        return {int(r["seed"]): r[METRIC] for r in trials if r["configuration"] == n
-                and r["status"] == "ok" and r.get(METRIC) is not None
-                and math.isfinite(r[METRIC])}
-    ref, own = values(REFERENCE), values(name)
-    return {s: own[s] - ref[s] for s in sorted(set(ref) & set(own))}
+    return paired_by_seed(trials, name, REFERENCE, METRIC)
 
 
 def confirm(request: SweepRequest, confirm_yaml: Path, candidates: list[Candidate],
@@ -189,7 +188,8 @@ def choose(request: SweepRequest, reference: dict[str, Any] | None = None,
                   "(one seed each: a search, not a result)")
     points = {label(v): v for v in pool if label(v) != label(ref_values)}
     points[REFERENCE] = ref_values
-    confirm_yaml = confirm_experiment(exp, points, out / "confirm_experiment.yaml")
+    confirm_yaml = grid_experiment(exp, f"{exp.name}_confirm", f"{exp.title}: confirmation runs",
+                                   points, out / "confirm_experiment.yaml", suites=[])
     batch = request.seeds or p.seeds
     design = Design(delta=margin if margin is not None else exp.margin, batch=batch,
                     cap=max(max_seeds, batch))
@@ -203,31 +203,22 @@ def choose(request: SweepRequest, reference: dict[str, Any] | None = None,
                   provenance(experiment=confirm_exp.name, preset=request.preset, seeds=seeds,
                              command=request.command,
                              experiment_yaml=confirm_exp.recorded_yaml()))
-    from ..stats.sequential_choice import choice
-
     chosen = choice(candidates, costs[REFERENCE])
-    test = test_after_decision(request, exp, points, chosen, out)
+    test = evaluate_after_decision(request, exp, points, chosen, out)
     inputs = DecisionInputs(exp.name, request.preset, points, ref_values, candidates, chosen,
                             costs, cost_what, design, seeds, source, trials, test,
                             request.command or "")
     return write_decision(out, inputs)
 
 
-def test_after_decision(request: SweepRequest, exp: Experiment, points: dict[str, dict],
+def evaluate_after_decision(request: SweepRequest, exp: Experiment, points: dict[str, dict],
                         chosen: Candidate | None, out: Path) -> pa.Table:
     """Retrain the chosen and the reference configuration on the chosen one's confirmation
     seeds, this time with the preset's test suites: the test split's only use."""
     names = [REFERENCE] + ([chosen.name] if chosen else [])
     seeds = sorted(chosen.values) if chosen else None
-    spec = yaml.safe_load(exp.recorded_yaml())
-    spec.pop("search", None)
-    spec.pop("baseline", None)
-    spec.update(name=f"{exp.name}_test", title=f"{exp.title}: test split after the decision",
-                configurations={n: points[n] for n in names}, reference=REFERENCE)
-    spec.pop("confirmatory", None)
-    path = out / "test_experiment.yaml"
-    with atomic_path(path) as tmp:
-        tmp.write_text(yaml.safe_dump(spec, sort_keys=False, allow_unicode=True))
+    path = grid_experiment(exp, f"{exp.name}_test", f"{exp.title}: test split after the decision",
+                           {n: points[n] for n in names}, out / "test_experiment.yaml")
     first = min(seeds) if seeds else CONFIRM_SEED
     n = len(seeds) if seeds else exp.preset(request.preset).seeds
     batch = request.but(experiment=path, seeds=n, first_seed=first, configurations=tuple(names),

@@ -1,26 +1,25 @@
-"""Paired statistics behind every table and decision: per-seed differences to a reference,
-Student-t intervals and tests on them (``scipy.stats.ttest_1samp``), Holm's step-down
+"""Paired statistics behind every table and decision: per-seed differences to a reference
+(their intervals and tests: :mod:`tuning.stats.crossed`), Holm's step-down
 adjustment within a family of comparisons (Holm 1979), the minimal detectable paired
 difference at a given power (for any standard error and degrees of freedom, so also for the
-seeds x images error of :mod:`tuning.stats.crossed` and at Holm's level), and one-sided
-non-inferiority tests against a margin.
+seeds x images error of :mod:`tuning.stats.crossed` and at Holm's level), and the spread
+pooled over comparisons.
 
 Trials of one seed share the data order, the flips and, in the frozen-features regime, the
 encoder, so the seed's common effect cancels in ``configuration - reference`` of that seed;
-the tests here are one-sample t-tests on those differences (the paired t-test).
+the tests on them are one-sample t-tests (the paired t-test).
 
 The minimal detectable difference (MDE) is the exact one of the two-sided paired t-test: the
 true mean difference Δ at which a test at level α rejects with probability ``power``, where the
 statistic follows the noncentral t with n - 1 degrees of freedom and noncentrality
 Δ·√n / sd (``scipy.stats.nct``), solved for Δ with ``scipy.optimize.brentq``. It uses only the
-observed spread (sd of the differences), never their mean, so sizing a sweep by it keeps the
-tests' error rates valid.
+observed spread (sd of the differences), never their mean; sizing a sweep by it is still not
+exactly error-neutral (:mod:`tuning.stats.sequential` measures by how much).
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import numpy as np
 from scipy import optimize, stats
@@ -28,59 +27,26 @@ from scipy import optimize, stats
 ALPHA, POWER = 0.05, 0.8
 
 
-@dataclass(frozen=True)
-class Paired:
-    """A mean paired difference with its two-sided 95 % interval and p-value (H0: Δ = 0)."""
-
-    mean: float
-    low: float
-    high: float
-    n: int
-    p: float
-    sd: float
-
-    @property
-    def half(self) -> float:
-        return (self.high - self.low) / 2
-
-    @property
-    def excluded_above(self) -> float:
-        """The interval excludes true differences larger than this in magnitude."""
-        return max(abs(self.low), abs(self.high))
-
-
-def finite(values) -> np.ndarray:
-    return np.asarray([v for v in values if v is not None and math.isfinite(v)], float)
+def paired_by_seed(rows: list[dict], configuration: str, reference: str, key: str
+                   ) -> dict[int, float]:
+    """seed -> ``configuration - reference`` of ``key``, over the seeds both finished (status
+    ``ok``, a finite value), in seed order (``rows``: trial rows with ``configuration``,
+    ``seed``, ``status`` and the metric)."""
+    def values(name):
+        return {int(r["seed"]): r[key] for r in rows
+                if r["configuration"] == name and r["status"] == "ok"
+                and r.get(key) is not None and math.isfinite(r[key])}
+    ref, own = values(reference), values(configuration)
+    return {s: own[s] - ref[s] for s in sorted(set(ref) & set(own))}
 
 
 def differences(rows: list[dict], configuration: str, reference: str, key: str) -> np.ndarray:
-    """Per-seed ``configuration - reference`` of ``key`` over the seeds both finished
-    (``rows``: trial rows with ``configuration``, ``seed``, ``status`` and the metric)."""
-    ref = {r["seed"]: r.get(key) for r in rows
-           if r["configuration"] == reference and r["status"] == "ok"}
-    return finite([r[key] - ref[r["seed"]] for r in rows
-                   if r["configuration"] == configuration and r["status"] == "ok"
-                   and r.get(key) is not None and ref.get(r["seed"]) is not None])
+    """The per-seed differences of :func:`paired_by_seed`, as an array."""
+    return np.asarray(list(paired_by_seed(rows, configuration, reference, key).values()), float)
 
 
 def format_p(p: float) -> str:
     return "p<0.001" if p < 0.001 else f"p={p:.3f}"
-
-
-def paired(differences) -> Paired:
-    """The paired t-test and 95 % interval of per-seed differences (NaN below 2 seeds)."""
-    d = finite(differences)
-    n = len(d)
-    if n < 2:
-        mean = float(d[0]) if n else math.nan
-        return Paired(mean, math.nan, math.nan, n, math.nan, math.nan)
-    sd = float(d.std(ddof=1))
-    if sd == 0:  # every seed agrees exactly: the interval is the point
-        return Paired(float(d.mean()), float(d.mean()), float(d.mean()), n,
-                      0.0 if d.mean() != 0 else 1.0, 0.0)
-    test = stats.ttest_1samp(d, 0.0)
-    ci = test.confidence_interval(1 - ALPHA)
-    return Paired(float(d.mean()), float(ci.low), float(ci.high), n, float(test.pvalue), sd)
 
 
 def holm(pvalues) -> list[float]:
@@ -146,28 +112,3 @@ def pooled_sd(groups: list[np.ndarray]) -> tuple[float, int]:
     df = sum(len(g) - 1 for g in usable)
     var = sum((len(g) - 1) * g.var(ddof=1) for g in usable) / df
     return float(math.sqrt(var)), min(len(g) for g in usable)
-
-
-@dataclass(frozen=True)
-class NonInferior:
-    """One-sided test that a candidate is worse than the best by less than ``margin``:
-    H0: Δ >= margin against H1: Δ < margin, Δ = candidate - best per seed."""
-
-    mean: float
-    upper: float  # upper bound of the one-sided 95 % interval of Δ
-    n: int
-    p: float
-    margin: float
-
-
-def noninferior(differences, margin: float) -> NonInferior:
-    d = finite(differences)
-    n = len(d)
-    if n < 2:
-        return NonInferior(float(d.mean()) if n else math.nan, math.nan, n, math.nan, margin)
-    if d.std(ddof=1) == 0:
-        return NonInferior(float(d.mean()), float(d.mean()), n,
-                           0.0 if d.mean() < margin else 1.0, margin)
-    test = stats.ttest_1samp(d, margin, alternative="less")
-    upper = test.confidence_interval(1 - ALPHA).high
-    return NonInferior(float(d.mean()), float(upper), n, float(test.pvalue), margin)

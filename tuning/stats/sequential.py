@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats
 
-from .paired import ALPHA, mde
+from .paired import ALPHA, mde, pooled_sd
 
 REPETITIONS = 20_000
 
@@ -70,8 +70,9 @@ def simulate(sds, first: int, target: float, max_seeds: int, rule: str = "worst"
         d = rng.normal(0.0, sds, (max_seeds, m))
         n = first
         while True:
-            spread = d[:n, sizing].std(axis=0, ddof=1)
-            sd = spread.max() if rule == "worst" else math.sqrt(np.mean(spread ** 2))
+            x = d[:n, sizing]
+            sd = (x.std(axis=0, ddof=1).max() if rule == "worst"
+                  else pooled_sd(list(x.T))[0])
             if k[n] * sd <= target or n >= max_seeds:
                 break
             n = next_seeds(sd, k, target, n, max_seeds)
